@@ -1,0 +1,48 @@
+package kdf
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+)
+
+// DefaultMemory is the memory cost the CLI uses unless told otherwise: 1 GiB, but
+// at most half the physical memory (docs/FORMAT.md §5).
+func DefaultMemory() uint32 {
+	m := uint32(1 << 20)
+	if phys := PhysicalMemory(); phys != 0 && phys/2/1024 < uint64(m) {
+		m = max(uint32(phys/2/1024), MinMemory)
+	}
+	return m
+}
+
+// DefaultThreads is min(4, CPUs).
+func DefaultThreads() uint32 {
+	return uint32(min(4, max(runtime.NumCPU(), 1)))
+}
+
+// Calibrate returns parameters with the given memory and threads and the number
+// of iterations that makes one derivation take about target on this machine: it
+// times one pass and scales, rounding to the nearest count, at least 1 and within
+// MaxIterations and MaxWork.
+func Calibrate(target time.Duration, memory, threads uint32) (Params, error) {
+	p := Params{Memory: memory, Iterations: 1, Threads: threads}
+	if err := p.Validate(); err != nil {
+		return Params{}, err
+	}
+	if target <= 0 {
+		return Params{}, fmt.Errorf("target time %v is not positive", target)
+	}
+	salt := make([]byte, SaltSize)
+	start := time.Now()
+	k := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
+	pass := time.Since(start)
+	clear(k)
+	releaseMemory(memory)
+
+	n := math.Round(float64(target) / float64(max(pass, time.Microsecond)))
+	limit := min(float64(MaxIterations), float64(MaxWork/uint64(memory)))
+	p.Iterations = uint32(max(1, min(n, limit)))
+	return p, p.Validate()
+}
