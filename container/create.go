@@ -1,0 +1,210 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/awnumar/memguard"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/header"
+	"github.com/cryptvol/cryptvol/kdf"
+)
+
+// Fill says what is written over the data area at creation.
+type Fill int
+
+const (
+	// FillSparse writes nothing: the file is sparse and occupies disk space only
+	// as sectors are written, which reveals how much of the vault is used.
+	FillSparse Fill = iota
+	// FillRandom writes the encryption of random data over every sector, so used
+	// and unused sectors look alike. It takes as long as writing the whole file.
+	FillRandom
+)
+
+// CreateOptions describe a new vault.
+type CreateOptions struct {
+	// Size is the plaintext size in bytes: a positive multiple of SectorSize.
+	Size int64
+	// SectorSize is 4096 (the default if zero) or 512.
+	SectorSize int
+	// KDF are the Argon2id parameters of the first keyslot (see kdf.Calibrate).
+	KDF kdf.Params
+	// Fill is FillSparse (default) or FillRandom.
+	Fill Fill
+	// Progress, if set, is called as the random fill advances.
+	Progress func(done, total int64)
+	// Force replaces an existing file (atomically, once the new vault is
+	// complete); without it Create fails with ErrExists.
+	Force bool
+}
+
+// Create makes a new vault at path, protected by passphrase in keyslot 0, and
+// returns it open read-write. The file appears under its name only once it is
+// complete and synced; an interrupted Create (ctx cancelled) leaves nothing.
+func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOptions) (*Volume, error) {
+	o := *opts
+	if o.SectorSize == 0 {
+		o.SectorSize = 4096
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil && !o.Force {
+		return nil, fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	if len(passphrase) == 0 {
+		return nil, errors.New("the passphrase is empty")
+	}
+
+	mk := memguard.NewBuffer(header.MasterKeySize)
+	defer mk.Destroy()
+	for {
+		if _, err := rand.Read(mk.Bytes()); err != nil {
+			return nil, err
+		}
+		if !equalHalves(mk.Bytes()) { // 2^-256; XTS forbids it all the same
+			break
+		}
+	}
+	h := &header.Header{
+		Sequence:   1,
+		Cipher:     header.CipherAESXTSPlain64,
+		SectorSize: uint32(o.SectorSize),
+		DataOffset: header.DataAlignment,
+		DataSize:   uint64(o.Size),
+	}
+	if _, err := rand.Read(h.UUID[:]); err != nil {
+		return nil, err
+	}
+	h.UUID[6] = h.UUID[6]&0x0f | 0x40 // RFC 4122 version 4
+	h.UUID[8] = h.UUID[8]&0x3f | 0x80
+
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".cryptvol-tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// The vault's first header copy is written through a Vault so it follows
+	// the same sealing and validation as every later change.
+	v := &Vault{path: path, f: tmp, writable: true, ops: tmp, mk: mk, h: h, warn: func(string) {}}
+	s, err := v.newSlot(passphrase, o.KDF)
+	if err != nil {
+		return nil, err
+	}
+	h.Slots[0] = s
+	if err := tmp.Truncate(h.FileSize()); err != nil {
+		return nil, err
+	}
+	// Written as an update from "no valid copy": the primary goes first.
+	v.l = &layout{}
+	v.l.winner = &v.l.backup
+	if err := v.commit(h); err != nil {
+		return nil, err
+	}
+	vol, err := newVolume(tmp, path, mk, false)
+	if err != nil {
+		return nil, err
+	}
+	closeVol := true
+	defer func() {
+		if closeVol {
+			vol.Close()
+		}
+	}()
+	if o.Fill == FillRandom {
+		if err := vol.fillRandom(ctx, o.Progress); err != nil {
+			return nil, err
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, err
+	}
+	if err := rename(tmp.Name(), path, o.Force); err != nil {
+		return nil, err
+	}
+	done, closeVol = true, false
+	syncDir(filepath.Dir(path))
+	return vol, nil
+}
+
+func (o *CreateOptions) check() error {
+	switch {
+	case o.SectorSize != 512 && o.SectorSize != 4096:
+		return fmt.Errorf("sector size %d: must be 512 or 4096", o.SectorSize)
+	case o.Size <= 0:
+		return fmt.Errorf("size %d: must be positive", o.Size)
+	case o.Size%int64(o.SectorSize) != 0:
+		return fmt.Errorf("size %d: must be a multiple of the sector size (%d)", o.Size, o.SectorSize)
+	case uint64(o.Size) > header.MaxDataSize:
+		return fmt.Errorf("size %d: above the maximum of 2^60 bytes", o.Size)
+	case o.Fill != FillSparse && o.Fill != FillRandom:
+		return fmt.Errorf("unknown fill %d", o.Fill)
+	}
+	return o.KDF.Validate()
+}
+
+// fillRandom writes encrypted random data over the whole data area.
+func (v *Volume) fillRandom(ctx context.Context, progress func(done, total int64)) error {
+	bp := v.bufs.Get().(*[]byte)
+	defer v.bufs.Put(bp)
+	for off := int64(0); off < v.size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := (*bp)[:min(int64(chunkSize), v.size-off)]
+		rand.Read(b)
+		v.crypt(v.xts.Encrypt, b, b, off)
+		if err := v.pwrite(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+		if progress != nil {
+			progress(off, v.size)
+		}
+	}
+	return nil
+}
+
+// rename moves the finished vault into place: atomically replacing an existing
+// file with force, and never replacing one without.
+func rename(from, to string, force bool) error {
+	if force {
+		return os.Rename(from, to)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%s: %w", to, ErrExists)
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		// Filesystems without RENAME_NOREPLACE: link fails if the name exists.
+		if err := os.Link(from, to); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%s: %w", to, ErrExists)
+			}
+			return err
+		}
+		return os.Remove(from)
+	}
+	return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

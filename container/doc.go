@@ -1,0 +1,32 @@
+// Package container creates and opens cryptvol vault files (docs/FORMAT.md). It is
+// the public entry point of the module: the CLI and the servers use it, and it
+// composes packages header (the on-disk format), kdf (Argon2id) and cipher
+// (XTS-AES-256).
+//
+// Create makes a vault; Open unlocks one with a passphrase and returns a Volume,
+// which reads and writes the plaintext space with ReadAt/WriteAt at any offset and
+// length, safe for concurrent use. Inspect reads what the header tells without a
+// passphrase. Unlock returns a Vault for key management.
+//
+// # Key management
+//
+// The 64-byte master key is random, created once, and never changes; passphrases
+// only wrap it, in up to eight keyslots. Changing, adding or removing a passphrase
+// rewrites the header, never the data. Every header change follows the update
+// protocol of docs/FORMAT.md §9: the new header is written over one copy and
+// fsynced before the other, so a crash at any point leaves a vault that opens with
+// the old or the new passphrase; a passphrase change goes through a free slot so
+// that both work in between.
+//
+// Secrets have one owner each, in locked memory (memguard): a Vault owns the master
+// key, a Volume owns the expanded cipher keys; their Close is the one place each is
+// wiped. Passphrase bytes passed in are not retained; the caller wipes them.
+//
+// # Compatibility
+//
+// This package reads and writes format version 1 only. A header of another
+// version is reported as unsupported (errors.Is(err, ErrDamaged) with a
+// *header.VersionError inside), never misread. The golden vaults under
+// testvectors/vaults are opened by the tests, so a change that breaks existing
+// vaults fails CI.
+package container

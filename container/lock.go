@@ -1,0 +1,51 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Advisory open-file-description locks of docs/FORMAT.md §9 "Locking". They
+// belong to the open file, so they are released when it is closed, and a killed
+// process cannot leave one behind.
+const (
+	headerLockByte = 0 // exclusive while changing the header, shared while reading it
+	dataLockByte   = 1 // exclusive while open read-write, shared while open read-only
+)
+
+// lockByte takes a lock on one byte of f. Header locks wait; the data lock does
+// not (a vault open elsewhere is an error, not a reason to wait).
+func lockByte(f *os.File, b int64, exclusive, wait bool) error {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: b, Len: 1}
+	if exclusive {
+		lk.Type = unix.F_WRLCK
+	}
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
+	}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES):
+			return ErrInUse
+		case errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+			// Filesystems without lock support (some FUSE and network ones):
+			// go on unprotected rather than refuse the vault.
+			return nil
+		}
+		return fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+}
+
+func unlockByte(f *os.File, b int64) {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: b, Len: 1}
+	_ = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+}

@@ -1,0 +1,427 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/awnumar/memguard"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/cipher"
+	"github.com/cryptvol/cryptvol/header"
+)
+
+// Volume is the plaintext view of an open vault: ReadAt and WriteAt at any
+// offset and length (read-modify-write inside a sector), Sync, Size. It is safe
+// for concurrent use. Close wipes the cipher keys; after it every call returns
+// ErrClosed.
+type Volume struct {
+	path     string
+	f        *os.File
+	readOnly bool
+	uuid     [16]byte
+	dataOff  int64
+	size     int64
+	ss       int
+
+	keys *memguard.LockedBuffer // expanded XTS round keys, owned here
+	xts  *cipher.XTS
+
+	life   sync.RWMutex // held shared by every I/O call, exclusively by Close
+	closed bool
+	// rmw orders partial-sector writes (exclusive) against whole-sector
+	// writes (shared), so a read-modify-write never loses a concurrent write.
+	rmw  sync.RWMutex
+	bufs sync.Pool
+}
+
+// OpenOptions tune Open and OpenWithKey.
+type OpenOptions struct {
+	ReadOnly bool
+	// Slots restricts the keyslots tried by Open (nil: all).
+	Slots []int
+	// Warn receives notices such as a repaired header copy.
+	Warn func(msg string)
+}
+
+// Open unlocks the vault at path with passphrase and opens its data area. The
+// vault is locked against a second read-write open (ErrInUse).
+func Open(path string, passphrase []byte, opts *OpenOptions) (*Volume, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	v, err := Unlock(path, passphrase, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn})
+	if err != nil {
+		return nil, err
+	}
+	mk := v.mk // the volume takes over the key; Close releases the header lock
+	v.mk = nil
+	v.Close()
+	return openWithKey(path, mk, opts)
+}
+
+// OpenWithKey opens the data area with a master key read from r (as written by
+// Vault.WriteKey), verifying it against the header MAC.
+func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	mk := memguard.NewBuffer(header.MasterKeySize)
+	if _, err := io.ReadFull(r, mk.Bytes()); err != nil {
+		mk.Destroy()
+		return nil, fmt.Errorf("reading the master key: %w", err)
+	}
+	return openWithKey(path, mk, opts)
+}
+
+// openWithKey opens the data area; it consumes (destroys) mk.
+func openWithKey(path string, mk *memguard.LockedBuffer, opts *OpenOptions) (*Volume, error) {
+	defer mk.Destroy()
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	vol, err := newVolume(f, path, mk, opts.ReadOnly)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return vol, nil
+}
+
+// newVolume locks f's data area, reads and authenticates its header with mk, and
+// sets up the cipher. It does not consume mk.
+func newVolume(f *os.File, path string, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
+	if err := lockByte(f, dataLockByte, !readOnly, false); err != nil {
+		if errors.Is(err, ErrInUse) {
+			return nil, fmt.Errorf("%s: %w (already open)", path, err)
+		}
+		return nil, err
+	}
+	if err := lockByte(f, headerLockByte, false, true); err != nil {
+		return nil, err
+	}
+	l, err := readLayout(f)
+	unlockByte(f, headerLockByte)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	h := l.winner.h
+	if ok, err := verifyMAC(h, mk); err != nil {
+		return nil, err
+	} else if !ok {
+		other := &l.backup
+		if l.winner == other {
+			other = &l.primary
+		}
+		if ok, _ := verifyMAC(other.h, mk); !ok {
+			return nil, fmt.Errorf("%s: %w", path, damaged("header authentication failed with this key (tampered, damaged, or another vault's key)"))
+		}
+		h = other.h
+	}
+	keys := memguard.NewBuffer(cipher.StateSize)
+	x, err := cipher.New(mk.Bytes(), keys.Bytes(), int(h.SectorSize))
+	if err != nil {
+		keys.Destroy()
+		return nil, err
+	}
+	v := &Volume{
+		path: path, f: f, readOnly: readOnly, uuid: h.UUID,
+		dataOff: int64(h.DataOffset), size: int64(h.DataSize), ss: int(h.SectorSize),
+		keys: keys, xts: x,
+	}
+	v.bufs.New = func() any { b := make([]byte, chunkSize); return &b }
+	return v, nil
+}
+
+// chunkSize is the unit of write encryption (through a pooled buffer, since the
+// caller's plaintext must not be modified) and of unaligned I/O.
+const chunkSize = 1 << 20
+
+// parallelMin is the smallest request whose cipher work is split across CPUs.
+// Below it, goroutine hand-off costs more than it saves on small machines.
+const parallelMin = 1 << 20
+
+// Path returns the vault file's path.
+func (v *Volume) Path() string { return v.path }
+
+// Size returns the plaintext size in bytes.
+func (v *Volume) Size() int64 { return v.size }
+
+// SectorSize returns the encryption sector size (512 or 4096).
+func (v *Volume) SectorSize() int { return v.ss }
+
+// ReadOnly reports whether the volume was opened read-only.
+func (v *Volume) ReadOnly() bool { return v.readOnly }
+
+// UUID returns the vault's uuid.
+func (v *Volume) UUID() [16]byte { return v.uuid }
+
+// CipherImplementation names the XTS code path in use.
+func (v *Volume) CipherImplementation() string { return v.xts.Implementation() }
+
+func (v *Volume) enter() error {
+	v.life.RLock()
+	if v.closed {
+		v.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (v *Volume) leave() { v.life.RUnlock() }
+
+// span clips [off, off+len) to the volume and reports whether it was clipped.
+func (v *Volume) span(n int, off int64) (int, bool, error) {
+	if off < 0 {
+		return 0, false, fmt.Errorf("negative offset %d", off)
+	}
+	if off >= v.size {
+		return 0, true, nil
+	}
+	if int64(n) > v.size-off {
+		return int(v.size - off), true, nil
+	}
+	return n, false, nil
+}
+
+func (v *Volume) aligned(n int, off int64) bool {
+	return off%int64(v.ss) == 0 && n%v.ss == 0
+}
+
+// ReadAt reads plaintext. Reading at or past the end returns io.EOF, as
+// io.ReaderAt requires.
+func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
+	if err := v.enter(); err != nil {
+		return 0, err
+	}
+	defer v.leave()
+	n, clipped, err := v.span(len(p), off)
+	if err != nil {
+		return 0, err
+	}
+	p = p[:n]
+	if v.aligned(n, off) {
+		err = v.readSectors(p, off)
+	} else {
+		err = v.readUnaligned(p, off)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if clipped {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readSectors reads whole sectors straight into p and decrypts them in place.
+func (v *Volume) readSectors(p []byte, off int64) error {
+	if err := v.pread(p, off); err != nil {
+		return err
+	}
+	v.crypt(v.xts.Decrypt, p, p, off)
+	return nil
+}
+
+func (v *Volume) readUnaligned(p []byte, off int64) error {
+	bp := v.bufs.Get().(*[]byte)
+	defer v.bufs.Put(bp)
+	ss := int64(v.ss)
+	for len(p) > 0 {
+		s0 := off / ss * ss
+		end := min(off+int64(len(p)), s0+chunkSize)
+		end = (end + ss - 1) / ss * ss
+		b := (*bp)[:end-s0]
+		if err := v.readSectors(b, s0); err != nil {
+			return err
+		}
+		n := copy(p, b[off-s0:])
+		clear(b) // plaintext does not linger in pooled buffers
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// WriteAt writes plaintext; p is not modified. Writing past the end is an error.
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+	if err := v.enter(); err != nil {
+		return 0, err
+	}
+	defer v.leave()
+	if v.readOnly {
+		return 0, ErrReadOnly
+	}
+	n, clipped, err := v.span(len(p), off)
+	if err != nil {
+		return 0, err
+	}
+	if clipped {
+		return 0, fmt.Errorf("write of %d bytes at %d goes past the end of the volume (%d bytes)", len(p), off, v.size)
+	}
+	if v.aligned(n, off) {
+		v.rmw.RLock()
+		err = v.writeSectors(p, off)
+		v.rmw.RUnlock()
+	} else {
+		v.rmw.Lock()
+		err = v.writeUnaligned(p, off)
+		v.rmw.Unlock()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// writeSectors encrypts whole sectors chunk by chunk into a pooled buffer and
+// writes them.
+func (v *Volume) writeSectors(p []byte, off int64) error {
+	bp := v.bufs.Get().(*[]byte)
+	defer v.bufs.Put(bp)
+	for len(p) > 0 {
+		n := min(len(p), chunkSize)
+		b := (*bp)[:n]
+		v.crypt(v.xts.Encrypt, b, p[:n], off)
+		if err := v.pwrite(b, off); err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// writeUnaligned merges p into the partial sectors at its edges (decrypted
+// from disk) and writes whole sectors. The caller holds rmw exclusively.
+func (v *Volume) writeUnaligned(p []byte, off int64) error {
+	bp := v.bufs.Get().(*[]byte)
+	defer v.bufs.Put(bp)
+	ss := int64(v.ss)
+	for len(p) > 0 {
+		s0 := off / ss * ss
+		end := min(off+int64(len(p)), s0+chunkSize)
+		end = (end + ss - 1) / ss * ss
+		b := (*bp)[:end-s0]
+		head := off - s0
+		n := min(len(p), len(b)-int(head))
+		if head != 0 {
+			if err := v.readSectors(b[:ss], s0); err != nil {
+				return err
+			}
+		}
+		if tail := (head + int64(n)) % ss; tail != 0 && (len(b) > v.ss || head == 0) {
+			if err := v.readSectors(b[len(b)-v.ss:], end-ss); err != nil {
+				return err
+			}
+		}
+		copy(b[head:], p[:n])
+		v.crypt(v.xts.Encrypt, b, b, s0)
+		if err := v.pwrite(b, s0); err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// crypt applies op to whole sectors of src starting at plaintext offset off,
+// split across CPUs when the request is large enough to gain from it.
+func (v *Volume) crypt(op func(dst, src []byte, sector uint64), dst, src []byte, off int64) {
+	sector := uint64(off / int64(v.ss))
+	parts := min(runtime.GOMAXPROCS(0), len(src)/(parallelMin/2))
+	if len(src) < parallelMin || parts < 2 {
+		op(dst, src, sector)
+		return
+	}
+	per := (len(src)/parts + v.ss - 1) / v.ss * v.ss
+	var wg sync.WaitGroup
+	for start := 0; start < len(src); start += per {
+		end := min(start+per, len(src))
+		wg.Go(func() { op(dst[start:end], src[start:end], sector+uint64(start/v.ss)) })
+	}
+	wg.Wait()
+}
+
+func (v *Volume) pread(b []byte, off int64) error {
+	if _, err := v.f.ReadAt(b, v.dataOff+off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", v.path, damaged("vault file is shorter than its header says"))
+		}
+		return err
+	}
+	return nil
+}
+
+func (v *Volume) pwrite(b []byte, off int64) error {
+	_, err := v.f.WriteAt(b, v.dataOff+off)
+	return err
+}
+
+// Sync makes every completed write durable (fdatasync of the vault file).
+func (v *Volume) Sync() error {
+	if err := v.enter(); err != nil {
+		return err
+	}
+	defer v.leave()
+	if v.readOnly {
+		return nil
+	}
+	return fdatasync(v.f)
+}
+
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
+// Discard releases whole sectors of the vault file (punches a hole): they read
+// back as pseudo-random plaintext. It reveals on disk which sectors are unused,
+// so callers offer it only on request (see SECURITY.md).
+func (v *Volume) Discard(off, length int64) error {
+	if err := v.enter(); err != nil {
+		return err
+	}
+	defer v.leave()
+	if v.readOnly {
+		return ErrReadOnly
+	}
+	if length <= 0 {
+		return fmt.Errorf("discard of %d bytes: length must be positive", length)
+	}
+	if n, clipped, err := v.span(int(min(length, v.size)), off); err != nil || clipped || int64(n) != length || !v.aligned(n, off) {
+		return fmt.Errorf("discard of %d bytes at %d: not whole sectors inside the volume", length, off)
+	}
+	v.rmw.Lock()
+	defer v.rmw.Unlock()
+	return unix.Fallocate(int(v.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, v.dataOff+off, length)
+}
+
+// Close waits for I/O in progress, wipes the keys and closes the file (which
+// releases the vault's lock). It does not sync: call Sync first to make writes
+// durable.
+func (v *Volume) Close() error {
+	v.life.Lock()
+	defer v.life.Unlock()
+	if v.closed {
+		return nil
+	}
+	v.closed = true
+	v.keys.Destroy()
+	v.xts = nil
+	return v.f.Close()
+}

@@ -1,0 +1,253 @@
+package container
+
+import (
+	"crypto/aes"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/xts"
+
+	"github.com/cryptvol/cryptvol/header"
+)
+
+// TestReadWriteModel writes and reads at random offsets and lengths, aligned
+// and not, and compares with an in-memory model of the plaintext.
+func TestReadWriteModel(t *testing.T) {
+	for _, ss := range []int{512, 4096} {
+		t.Run(fmt.Sprint(ss), func(t *testing.T) {
+			const size = 3 << 20
+			_, vol := create(t, size, ss, "pw")
+			model := make([]byte, size)
+			if _, err := vol.ReadAt(model, 0); err != nil { // never-written sectors decrypt like any other
+				t.Fatal(err)
+			}
+			rng := mrand.New(mrand.NewPCG(uint64(ss), 9))
+			for i := 0; i < 300; i++ {
+				off := rng.Int64N(size)
+				n := rng.IntN(int(min(size-off, 3<<20)) + 1)
+				if rng.IntN(3) == 0 { // aligned
+					off = off / int64(ss) * int64(ss)
+					n = max(n/ss, 1) * ss
+					n = min(n, int(size-off))
+				}
+				if rng.IntN(2) == 0 {
+					p := randomBytes(n)
+					writeFull(t, vol, p, off)
+					copy(model[off:], p)
+				} else if got := readFull(t, vol, n, off); !equal(got, model[off:off+int64(n)]) {
+					t.Fatalf("read %d at %d differs from the model", n, off)
+				}
+			}
+			if err := vol.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFull(t, vol, size, 0); !equal(got, model) {
+				t.Fatal("final contents differ from the model")
+			}
+		})
+	}
+}
+
+// TestOnDiskIsXTS checks the data area byte for byte against x/crypto/xts with
+// the tweak counted from the data area (aes-xts-plain64, docs/FORMAT.md §6).
+func TestOnDiskIsXTS(t *testing.T) {
+	for _, ss := range []int{512, 4096} {
+		path, vol := create(t, 64<<10, ss, "pw")
+		plain := randomBytes(64 << 10)
+		writeFull(t, vol, plain, 0)
+		vol.Sync()
+		v := mustUnlock(t, path, "pw")
+		ref, err := xts.NewCipher(aes.NewCipher, v.mk.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		disk := readFile(t, path, header.DataAlignment, len(plain))
+		for s := 0; s < len(plain)/ss; s++ {
+			want := make([]byte, ss)
+			ref.Encrypt(want, plain[s*ss:(s+1)*ss], uint64(s))
+			if !equal(disk[s*ss:(s+1)*ss], want) {
+				t.Fatalf("sector size %d: sector %d on disk is not XTS(plain, tweak=%d)", ss, s, s)
+			}
+		}
+		v.Close()
+	}
+}
+
+func TestBoundaries(t *testing.T) {
+	_, vol := create(t, 8192, 4096, "pw")
+	if vol.Size() != 8192 || vol.SectorSize() != 4096 {
+		t.Fatalf("size %d, sector size %d", vol.Size(), vol.SectorSize())
+	}
+	p := make([]byte, 100)
+	if n, err := vol.ReadAt(p, 8192); n != 0 || err != io.EOF {
+		t.Errorf("read at end: %d, %v", n, err)
+	}
+	if n, err := vol.ReadAt(p, 8150); n != 42 || err != io.EOF {
+		t.Errorf("read across end: %d, %v", n, err)
+	}
+	if _, err := vol.ReadAt(p, -1); err == nil {
+		t.Error("negative offset read")
+	}
+	if _, err := vol.WriteAt(p, 8150); err == nil {
+		t.Error("write across the end accepted")
+	}
+	if _, err := vol.WriteAt(p, 1<<62); err == nil {
+		t.Error("write far past the end accepted")
+	}
+	if err := vol.Discard(0, 100); err == nil {
+		t.Error("partial-sector discard accepted")
+	}
+	if err := vol.Discard(4096, 4096); err != nil {
+		t.Errorf("discard: %v", err)
+	}
+	vol.Close()
+	if _, err := vol.ReadAt(p, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("read after close: %v", err)
+	}
+	if vol.Close() != nil {
+		t.Error("second close failed")
+	}
+}
+
+func TestReadOnlyAndLocking(t *testing.T) {
+	path := createClosed(t, 8192, "pw")
+	rw := mustOpen(t, path, "pw", nil)
+	if _, err := Open(path, []byte("pw"), nil); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second read-write open: %v", err)
+	}
+	if _, err := Open(path, []byte("pw"), &OpenOptions{ReadOnly: true}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("read-only open beside a read-write one: %v", err)
+	}
+	// Key management works while the volume is open.
+	v := mustUnlock(t, path, "pw")
+	if _, err := v.AddPassphrase([]byte("second"), tiny, -1); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	rw.Close()
+
+	ro1 := mustOpen(t, path, "pw", &OpenOptions{ReadOnly: true})
+	ro2 := mustOpen(t, path, "second", &OpenOptions{ReadOnly: true})
+	if _, err := ro1.WriteAt(make([]byte, 4096), 0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("write to read-only volume: %v", err)
+	}
+	if !equal(readFull(t, ro1, 8192, 0), readFull(t, ro2, 8192, 0)) {
+		t.Fatal("two read-only opens disagree")
+	}
+}
+
+func TestConcurrentIO(t *testing.T) {
+	const size = 4 << 20
+	_, vol := create(t, size, 512, "pw")
+	var wg sync.WaitGroup
+	// Each writer owns a region; partial-sector writes at region edges share
+	// sectors with the neighbour, which read-modify-write must not lose.
+	const writers = 8
+	region := int64(size / writers)
+	want := make([]byte, size)
+	for w := 0; w < writers; w++ {
+		data := randomBytes(int(region))
+		copy(want[int64(w)*region:], data)
+		wg.Go(func() {
+			rng := mrand.New(mrand.NewPCG(uint64(w), 1))
+			for i := 0; i < 200; i++ {
+				off := rng.Int64N(region)
+				n := rng.Int64N(region-off) + 1
+				n = min(n, 300000)
+				if _, err := vol.WriteAt(data[off:off+n], int64(w)*region+off); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if _, err := vol.WriteAt(data, int64(w)*region+0); err != nil {
+				t.Error(err)
+			}
+			for i := 0; i < 50; i++ {
+				off := rng.Int64N(region)
+				p := make([]byte, rng.Int64N(region-off)+1)
+				if _, err := vol.ReadAt(p, int64(w)*region+off); err != nil {
+					t.Error(err)
+					return
+				}
+				if !equal(p, data[off:off+int64(len(p))]) {
+					t.Errorf("writer %d read back other bytes", w)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := readFull(t, vol, size, 0); !equal(got, want) {
+		t.Fatal("concurrent writes lost data")
+	}
+}
+
+func TestSparseAndRandomFill(t *testing.T) {
+	path, vol := create(t, 1<<20, 4096, "pw")
+	vol.Close()
+	st, _ := os.Stat(path)
+	if st.Size() != header.DataAlignment+1<<20+header.Size {
+		t.Fatalf("file size %d", st.Size())
+	}
+	if allZero(readFile(t, path, header.DataAlignment, 1<<20)) == false {
+		t.Fatal("sparse vault has data written")
+	}
+	path2 := path + "2"
+	var last int64
+	vol2, err := Create(t.Context(), path2, []byte("pw"), &CreateOptions{Size: 3 << 20, KDF: tiny, Fill: FillRandom,
+		Progress: func(done, total int64) { last = done }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vol2.Close()
+	if last != 3<<20 {
+		t.Fatalf("progress ended at %d", last)
+	}
+	disk := readFile(t, path2, header.DataAlignment, 3<<20)
+	for s := 0; s < 3<<20; s += 4096 {
+		if allZero(disk[s : s+4096]) {
+			t.Fatalf("random fill left sector %d zero", s/4096)
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOpenWithKeyPipe(t *testing.T) {
+	path, vol := create(t, 8192, 4096, "pw")
+	writeFull(t, vol, []byte("hello through a pipe"), 100)
+	vol.Close()
+	v := mustUnlock(t, path, "pw")
+	r, w, _ := os.Pipe()
+	go func() { v.WriteKey(w); w.Close() }()
+	vol2, err := OpenWithKey(path, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	defer vol2.Close()
+	if got := readFull(t, vol2, 20, 100); string(got) != "hello through a pipe" {
+		t.Fatalf("got %q", got)
+	}
+	// Another key fails the header MAC.
+	bad := randomBytes(64)
+	r2, w2, _ := os.Pipe()
+	w2.Write(bad)
+	w2.Close()
+	vol2.Close()
+	if _, err := OpenWithKey(path, r2, nil); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
