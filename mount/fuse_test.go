@@ -412,3 +412,54 @@ func TestUnmountStaleFUSERefusesOtherMounts(t *testing.T) {
 	}
 	Unmount(dir, false)
 }
+
+// failingDevice fails every read at or past 1 MiB.
+type failingDevice struct{ *sparseDevice }
+
+var errBadSector = errors.New("bad sector")
+
+func (d failingDevice) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > 1<<20 {
+		return 0, errBadSector
+	}
+	return d.sparseDevice.ReadAt(p, off)
+}
+
+// TestFUSEFileDeviceErrors: a failing Device call is EIO for the reader and
+// reported to OnError with its cause.
+func TestFUSEFileDeviceErrors(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	var mu sync.Mutex
+	var reported []string
+	f, err := ServeFUSEFile(failingDevice{newSparseDevice(2<<20, 4096)}, FUSEOptions{
+		BaseDir: t.TempDir(), ID: "vol",
+		OnError: func(op string, off int64, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, errBadSector) {
+				reported = append(reported, fmt.Sprintf("%s at %d", op, off))
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	file, err := os.Open(f.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.ReadAt(make([]byte, 4096), 0); err != nil {
+		t.Errorf("good read: %v", err)
+	}
+	if _, err := file.ReadAt(make([]byte, 4096), 1<<20); !errors.Is(err, syscall.EIO) {
+		t.Errorf("bad read: %v, want EIO", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || reported[0] != fmt.Sprintf("read at %d", 1<<20) {
+		t.Errorf("OnError saw %v", reported)
+	}
+}
