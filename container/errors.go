@@ -8,7 +8,7 @@ import (
 var (
 	// ErrWrongPassphrase means no active keyslot opens with the passphrase given
 	// (every active slot was tried).
-	ErrWrongPassphrase = errors.New("wrong passphrase: no keyslot opens with it")
+	ErrWrongPassphrase = errors.New("wrong passphrase (no keyslot opens with it)")
 
 	// ErrDamaged matches (errors.Is) every error that means the vault cannot be
 	// read as a version 1 vault: not a vault, unsupported version, both header

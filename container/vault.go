@@ -56,6 +56,9 @@ func Unlock(path string, passphrase []byte, opts *UnlockOptions) (*Vault, error)
 	}
 	if err := v.unlock(passphrase, opts.Slots); err != nil {
 		v.Close()
+		if errors.Is(err, ErrWrongPassphrase) {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
 		return nil, err
 	}
 	if err := v.repair(); err != nil {

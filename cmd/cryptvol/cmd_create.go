@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/container"
+)
+
+func newCreateCommand(u *ui) *cobra.Command {
+	var (
+		size, fill, filesystem string
+		sectorSize             int
+		force                  bool
+		kf                     kdfFlags
+		pf                     passphraseFlags
+	)
+	c := &cobra.Command{
+		Use:   "create FILE --size SIZE",
+		Short: "Create a new vault",
+		Long: `Create a new vault file of SIZE usable bytes (K, M, G, T: powers of 1024). The
+file is SIZE + 1 MiB + 4 KiB long. You are asked for a passphrase twice.
+
+The file is sparse unless --fill random, which writes encrypted random data over
+the whole vault (slower, but hides how much of it is in use).
+
+The key derivation (Argon2id) is calibrated so that unlocking takes --kdf-time on
+this machine, with --kdf-memory of memory; or give --kdf-iterations (and
+optionally --kdf-memory and --kdf-threads) to set it exactly.`,
+		Example: `  cryptvol create vault.cv --size 10G
+  cryptvol create vault.cv --size 512M --fill random --kdf-time 5s`,
+		Args: exactArgs(1, "one vault file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			path := args[0]
+			if size == "" {
+				return &usageError{"--size is required"}
+			}
+			n, err := parseSize(size)
+			if err != nil {
+				return &usageError{"--size: " + err.Error()}
+			}
+			if sectorSize != 512 && sectorSize != 4096 {
+				return &usageError{fmt.Sprintf("--sector-size %d: must be 4096 or 512", sectorSize)}
+			}
+			if n == 0 || n%int64(sectorSize) != 0 {
+				return &usageError{fmt.Sprintf("--size %s: must be a positive multiple of the sector size (%d)", size, sectorSize)}
+			}
+			var f container.Fill
+			switch fill {
+			case "sparse":
+				f = container.FillSparse
+			case "random":
+				f = container.FillRandom
+			default:
+				return &usageError{fmt.Sprintf("--fill %q: must be sparse or random", fill)}
+			}
+			if filesystem != "none" {
+				return &usageError{fmt.Sprintf("--filesystem %q: must be one of: none", filesystem)}
+			}
+			if err := checkTarget(path, force); err != nil {
+				return err
+			}
+			params, err := kf.params(c)
+			if err != nil {
+				return err
+			}
+			pass, err := u.readNewPassphrase(pf.file, "Enter a passphrase for the new vault "+path+": ")
+			if err != nil {
+				return err
+			}
+			defer wipe(pass)
+			progress, finish := u.progress("filling with random data")
+			vol, err := container.Create(c.Context(), path, pass, &container.CreateOptions{
+				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force,
+			})
+			finish()
+			if err != nil {
+				return err
+			}
+			defer vol.Close()
+			if err := vol.Sync(); err != nil {
+				return err
+			}
+			uuid := vol.UUID()
+			u.printf("created %s: %s usable, aes-xts-plain64, sector size %d, uuid %s\n",
+				path, humanBytes(n), sectorSize, container.FormatUUID(uuid))
+			u.printf("keyslot 0: %s\n", params)
+			return vol.Close()
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&size, "size", "", "usable size of the vault, e.g. 10G (required)")
+	fl.IntVar(&sectorSize, "sector-size", 4096, "encryption sector size: 4096 or 512")
+	fl.StringVar(&fill, "fill", "sparse", "sparse (fast, reveals usage) or random (writes the whole vault)")
+	fl.StringVar(&filesystem, "filesystem", "none", "filesystem to make inside: none")
+	fl.BoolVar(&force, "force", false, "replace an existing file")
+	kf.register(c)
+	fl.StringVar(&pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	return c
+}
+
+// checkTarget refuses an existing file unless forced, before any slow work.
+func checkTarget(path string, force bool) error {
+	err := checkNotExists(path)
+	if err != nil && !force {
+		return withHint(err, "pass --force to replace it (its contents are lost)")
+	}
+	return nil
+}
+
+func checkNotExists(path string) error {
+	if strings.TrimSpace(path) == "" {
+		return &usageError{"the vault file name is empty"}
+	}
+	if fileExists(path) {
+		return fmt.Errorf("%s: %w", path, container.ErrExists)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/header"
+)
+
+func newHeaderCommand(u *ui) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "header",
+		Short: "Back up, restore or repair a vault's header",
+		Args:  cobra.NoArgs,
+	}
+	c.AddCommand(newHeaderBackupCommand(u), newHeaderRestoreCommand(u), newHeaderRepairCommand(u))
+	return c
+}
+
+func newHeaderBackupCommand(u *ui) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "backup FILE OUT",
+		Short: "Save the header (keyslots) to a file",
+		Long: `Write the vault's 4096-byte header to OUT (mode 0600). If both header copies in
+the vault are ever damaged, 'cryptvol header restore' brings the vault back.
+
+The backup holds the keyslots as they are now: every current passphrase opens
+the vault with it, even after you change or remove that passphrase in the vault.
+Keep it as safe as the vault itself.`,
+		Args: exactArgs(2, "a vault file and an output file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			raw, err := container.BackupHeader(args[0])
+			if err != nil {
+				return err
+			}
+			flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			if force {
+				flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			}
+			f, err := os.OpenFile(args[1], flag, 0o600)
+			if errors.Is(err, os.ErrExist) {
+				return withHint(fmt.Errorf("%s: %w", args[1], container.ErrExists), "pass --force to overwrite it")
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write(raw); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			u.printf("saved the header of %s to %s\n", args[0], args[1])
+			u.warnf("%s holds the keyslots: every passphrase valid now opens the vault with it, even after you change it; keep it safe", args[1])
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")
+	return c
+}
+
+func newHeaderRestoreCommand(u *ui) *cobra.Command {
+	var (
+		yes  bool
+		slot int
+		pf   passphraseFlags
+	)
+	c := &cobra.Command{
+		Use:   "restore FILE BACKUP",
+		Short: "Write a header backup back into a vault",
+		Long: `Replace both header copies of FILE with the header saved in BACKUP. You need a
+passphrase valid for the backup. The backup must belong to this vault (same
+uuid) and match its size. Passphrases changed since the backup was taken stop
+working; those of the backup work again. Asks for confirmation unless --yes.`,
+		Args: exactArgs(2, "a vault file and a header backup file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			backup, err := readHeaderBackup(args[1])
+			if err != nil {
+				return err
+			}
+			if !yes {
+				ok, err := askConfirm(fmt.Sprintf("This overwrites both header copies of %s with %s: passphrases changed since that backup stop working.", args[0], args[1]))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("not confirmed: nothing was changed")
+				}
+			}
+			pass, err := u.readPassphrase(pf.file, "Enter a passphrase of the backup "+args[1]+": ")
+			if err != nil {
+				return err
+			}
+			defer wipe(pass)
+			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot)}); err != nil {
+				return err
+			}
+			u.printf("restored the header of %s from %s\n", args[0], args[1])
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	c.Flags().IntVar(&slot, "slot", -1, "try only this keyslot of the backup")
+	addPassphraseFlags(c, &pf, false)
+	return c
+}
+
+// readHeaderBackup reads a header backup file, refusing anything that is not
+// one header block (without reading a huge file into memory).
+func readHeaderBackup(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, header.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != header.Size {
+		return nil, fmt.Errorf("%s: %w", path, &damagedBackup{len(b)})
+	}
+	return b, nil
+}
+
+type damagedBackup struct{ n int }
+
+func (e *damagedBackup) Error() string {
+	if e.n > header.Size {
+		return fmt.Sprintf("not a header backup: longer than %d bytes", header.Size)
+	}
+	return fmt.Sprintf("not a header backup: %d bytes, want %d", e.n, header.Size)
+}
+func (e *damagedBackup) Is(target error) bool { return target == container.ErrDamaged }
+
+func newHeaderRepairCommand(u *ui) *cobra.Command {
+	var pf passphraseFlags
+	c := &cobra.Command{
+		Use:   "repair FILE",
+		Short: "Repair a damaged or stale header copy from the other one",
+		Long: `Check both header copies and rewrite a damaged, missing or older one from the
+good one, after a passphrase has verified the good one's authenticity. Opening a
+vault does the same on the way; this does only that.`,
+		Args: exactArgs(1, "one vault file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var notes []string
+			pass, err := u.readPassphrase(pf.file, "Enter passphrase for "+args[0]+": ")
+			if err != nil {
+				return err
+			}
+			defer wipe(pass)
+			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Warn: func(m string) { notes = append(notes, m) }})
+			if err != nil {
+				return err
+			}
+			defer v.Close()
+			if len(notes) == 0 {
+				u.printf("both header copies of %s are intact: nothing to repair\n", args[0])
+				return nil
+			}
+			for _, n := range notes {
+				u.printf("%s: %s\n", args[0], strings.TrimSpace(n))
+			}
+			return nil
+		},
+	}
+	addPassphraseFlags(c, &pf, false)
+	return c
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	// Tests that need a real terminal start this binary as the CLI.
+	if os.Getenv("CRYPTVOL_TEST_RUN_MAIN") == "1" {
+		main()
+	}
+	testscript.Main(m, map[string]func(){
+		"cryptvol": main,
+	})
+}
+
+// TestScripts runs the CLI scenarios in testdata/script in-process. Each uses
+// the cheapest KDF parameters through the command-line flags.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":    cmdExits,
+			"patch":    cmdPatch,
+			"truncate": cmdTruncate,
+		},
+	})
+}
+
+// exits N prog args...: run prog and require exit code N; stdout and stderr are
+// kept for the next stdout/stderr assertions.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// patch FILE OFFSET HEXBYTE...: overwrite bytes of a file (damage a header).
+// A negative OFFSET counts from the end of the file.
+func cmdPatch(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: patch FILE OFFSET HEXBYTE...")
+	}
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	ts.Check(err)
+	defer f.Close()
+	off, err := strconv.ParseInt(args[1], 0, 64)
+	ts.Check(err)
+	if off < 0 {
+		st, _ := f.Stat()
+		off += st.Size()
+	}
+	var b []byte
+	for _, h := range args[2:] {
+		v, err := strconv.ParseUint(h, 16, 8)
+		ts.Check(err)
+		b = append(b, byte(v))
+	}
+	_, err = f.WriteAt(b, off)
+	ts.Check(err)
+}
+
+// truncate FILE SIZE
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: truncate FILE SIZE")
+	}
+	n, err := strconv.ParseInt(args[1], 0, 64)
+	ts.Check(err)
+	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
+}

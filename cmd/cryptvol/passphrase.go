@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/awnumar/memguard"
+	"golang.org/x/term"
+)
+
+// maxPassphrase bounds what is read from a passphrase file or stdin.
+const maxPassphrase = 64 << 10
+
+// passphraseFlags are the sources every passphrase-taking command accepts.
+type passphraseFlags struct {
+	file    string // --passphrase-file: "" = terminal, "-" = stdin
+	newFile string // --new-passphrase-file
+}
+
+func (p *passphraseFlags) check() error {
+	if p.file == "-" && p.newFile == "-" {
+		return &usageError{"--passphrase-file and --new-passphrase-file cannot both read standard input"}
+	}
+	return nil
+}
+
+// wipe overwrites a passphrase once it is no longer needed.
+func wipe(b []byte) { memguard.WipeBytes(b) }
+
+// readPassphrase reads a passphrase that unlocks something: from file (first
+// line, "-" for stdin) or from the terminal without echo.
+func (u *ui) readPassphrase(file, prompt string) ([]byte, error) {
+	if file != "" {
+		return u.readPassphraseFile(file)
+	}
+	return askTerminal(prompt)
+}
+
+// readNewPassphrase reads a new passphrase: from file, or from the terminal
+// twice (the two must match). An empty passphrase is refused.
+func (u *ui) readNewPassphrase(file, prompt string) ([]byte, error) {
+	const repeat = "Repeat the passphrase: "
+	var p []byte
+	var err error
+	if file != "" {
+		p, err = u.readPassphraseFile(file)
+	} else {
+		p, err = askTerminal(prompt)
+		if err == nil {
+			var again []byte
+			again, err = askTerminal(repeat)
+			if err == nil && !bytes.Equal(p, again) {
+				err = withHint(errors.New("the passphrases do not match"), "nothing was changed; run the command again")
+			}
+			wipe(again)
+		}
+	}
+	if err == nil && len(p) == 0 {
+		err = errors.New("the new passphrase is empty")
+	}
+	if err != nil {
+		wipe(p)
+		return nil, err
+	}
+	return p, nil
+}
+
+// readPassphraseFile returns the first line of file ("-": standard input),
+// without its line ending (\n or \r\n).
+func (u *ui) readPassphraseFile(file string) ([]byte, error) {
+	var r io.Reader = u.stdin
+	name := "standard input"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase file: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	line, err := readLine(r, maxPassphrase)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase from %s: %w", name, err)
+	}
+	return line, nil
+}
+
+// readLine reads up to the first newline, refusing lines longer than max. It
+// reads byte by byte so that nothing after the line is consumed from a shared
+// stdin.
+func readLine(r io.Reader, max int) ([]byte, error) {
+	br, ok := r.(io.ByteReader)
+	if !ok {
+		br = &byteReader{r: r}
+	}
+	line := make([]byte, 0, 128)
+	for {
+		c, err := br.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			wipe(line)
+			return nil, err
+		}
+		if c == '\n' {
+			break
+		}
+		if len(line) == max {
+			wipe(line)
+			return nil, fmt.Errorf("the first line is longer than %d bytes", max)
+		}
+		if len(line) == cap(line) { // grow without leaving copies behind
+			bigger := make([]byte, len(line), 2*cap(line))
+			copy(bigger, line)
+			wipe(line)
+			line = bigger
+		}
+		line = append(line, c)
+	}
+	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+type byteReader struct {
+	r io.Reader
+	b [1]byte
+}
+
+func (b *byteReader) ReadByte() (byte, error) {
+	if _, err := io.ReadFull(b.r, b.b[:]); err != nil {
+		return 0, err
+	}
+	return b.b[0], nil
+}
+
+var errNoTerminal = withHint(errors.New("no terminal to ask for the passphrase"),
+	"use --passphrase-file FILE, or --passphrase-file - to read it from standard input")
+
+// askTerminal prompts on the controlling terminal and reads a line without
+// echo; the prompt is erased afterwards. An interrupt restores the terminal
+// before exiting.
+func askTerminal(prompt string) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, errNoTerminal
+	}
+	defer tty.Close()
+	fd := int(tty.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, errNoTerminal
+	}
+	stop := restoreOnInterrupt(tty, state)
+	defer stop()
+	fmt.Fprint(tty, prompt)
+	p, err := term.ReadPassword(fd)
+	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	return p, nil
+}
+
+// askConfirm asks a yes/no question on the terminal; only "yes" confirms.
+func askConfirm(question string) (bool, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return false, withHint(errors.New("no terminal to ask for confirmation"), "pass --yes to confirm")
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "%s Type \"yes\" to continue: ", question)
+	line, err := readLine(tty, 1024)
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(line)) == "yes", nil
+}
+
+// restoreOnInterrupt puts the terminal back (echo on) and exits if the user
+// interrupts a prompt; the returned function stops watching.
+func restoreOnInterrupt(tty *os.File, state *term.State) func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			term.Restore(int(tty.Fd()), state)
+			fmt.Fprint(tty, "\r\n")
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}

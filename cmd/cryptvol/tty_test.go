@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pty is the controller side of a pseudo-terminal whose other side is the
+// controlling terminal of a cryptvol process: what a user sees and types.
+type pty struct {
+	t      *testing.T
+	master *os.File
+	seen   bytes.Buffer
+	out    chan []byte
+}
+
+// startWithTerminal runs the CLI (this test binary, see TestMain) with a new
+// pseudo-terminal as its controlling terminal and stdin; stdout and stderr are
+// captured apart from it.
+func startWithTerminal(t *testing.T, dir string, args ...string) (*pty, *exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &pty{t: t, master: master, out: make(chan []byte, 64)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			if n > 0 {
+				p.out <- bytes.Clone(buf[:n])
+			}
+			if err != nil {
+				close(p.out)
+				return
+			}
+		}
+	}()
+	return p, cmd, &stdout, &stderr
+}
+
+// expect waits until the terminal has shown s.
+func (p *pty) expect(s string) {
+	p.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(p.seen.String(), s) {
+		select {
+		case b, ok := <-p.out:
+			if !ok {
+				p.t.Fatalf("terminal closed before %q; it showed %q", s, p.seen.String())
+			}
+			p.seen.Write(b)
+		case <-deadline:
+			p.t.Fatalf("timed out waiting for %q; the terminal showed %q", s, p.seen.String())
+		}
+	}
+}
+
+func (p *pty) typeLine(s string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.master, s+"\r"); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("cryptvol did not exit")
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+var tiny = []string{"--kdf-memory", "8M", "--kdf-iterations", "1", "--kdf-threads", "1"}
+
+// TestTerminalPassphrase types passphrases at a real terminal: they are not
+// echoed, the prompt is erased, a confirmation mismatch changes nothing, and
+// a wrong passphrase exits 3.
+func TestTerminalPassphrase(t *testing.T) {
+	dir := t.TempDir()
+
+	p, cmd, _, stderr := startWithTerminal(t, dir, append([]string{"create", "v.cv", "--size", "1M"}, tiny...)...)
+	p.expect("Enter a passphrase for the new vault v.cv: ")
+	p.typeLine("correct horse")
+	p.expect("Repeat the passphrase: ")
+	p.typeLine("battery staple")
+	if code := waitExit(t, cmd); code != exitError {
+		t.Fatalf("confirmation mismatch exited %d, want %d; stderr %q", code, exitError, stderr)
+	}
+	if !strings.Contains(stderr.String(), "the passphrases do not match") {
+		t.Fatalf("stderr %q", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v.cv")); err == nil {
+		t.Fatal("a vault was created after a confirmation mismatch")
+	}
+
+	p, cmd, stdout, stderr := startWithTerminal(t, dir, append([]string{"create", "v.cv", "--size", "1M"}, tiny...)...)
+	p.expect("new vault v.cv: ")
+	p.typeLine("correct horse")
+	p.expect("Repeat the passphrase: ")
+	p.typeLine("correct horse")
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("create exited %d; stderr %q", code, stderr)
+	}
+	if strings.Contains(p.seen.String(), "correct horse") {
+		t.Fatalf("the passphrase was echoed: %q", p.seen.String())
+	}
+	if !strings.Contains(p.seen.String(), "\r\x1b[K") {
+		t.Fatalf("the prompt was not erased: %q", p.seen.String())
+	}
+	if !strings.Contains(stdout.String(), "created v.cv") {
+		t.Fatalf("stdout %q", stdout)
+	}
+
+	p, cmd, _, stderr = startWithTerminal(t, dir, "open", "v.cv", "--test-passphrase")
+	p.expect("Enter passphrase for v.cv: ")
+	p.typeLine("correct horsE")
+	if code := waitExit(t, cmd); code != exitBadPassphrase {
+		t.Fatalf("wrong passphrase exited %d; stderr %q", code, stderr)
+	}
+
+	p, cmd, _, _ = startWithTerminal(t, dir, "open", "v.cv", "--test-passphrase")
+	p.expect("Enter passphrase for v.cv: ")
+	p.typeLine("correct horse")
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("right passphrase exited %d", code)
+	}
+}
+
+// TestTerminalInterruptRestoresEcho interrupts a passphrase prompt: the process
+// exits 130 and the terminal has echo back on.
+func TestTerminalInterruptRestoresEcho(t *testing.T) {
+	dir := t.TempDir()
+	p, cmd, _, _ := startWithTerminal(t, dir, append([]string{"create", "v.cv", "--size", "1M"}, tiny...)...)
+	p.expect("new vault v.cv: ")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != exitInterrupted {
+		t.Fatalf("interrupted prompt exited %d, want %d", code, exitInterrupted)
+	}
+	tio, err := unix.IoctlGetTermios(int(p.master.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&unix.ECHO == 0 {
+		t.Fatal("echo is still off after the interrupt")
+	}
+}
+
+// TestTerminalRestoreConfirmation answers the restore question.
+func TestTerminalRestoreConfirmation(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o600)
+	run := func(args ...string) {
+		c := exec.Command(os.Args[0], args...)
+		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	run(append([]string{"create", "v.cv", "--size", "1M", "--passphrase-file", "pw"}, tiny...)...)
+	run("header", "backup", "v.cv", "v.hdr")
+
+	p, cmd, _, stderr := startWithTerminal(t, dir, "header", "restore", "v.cv", "v.hdr", "--passphrase-file", "pw")
+	p.expect(`Type "yes" to continue: `)
+	p.typeLine("no")
+	if code := waitExit(t, cmd); code != exitError || !strings.Contains(stderr.String(), "not confirmed") {
+		t.Fatalf("declined restore exited %d; stderr %q", code, stderr)
+	}
+	p, cmd, stdout, _ := startWithTerminal(t, dir, "header", "restore", "v.cv", "v.hdr", "--passphrase-file", "pw")
+	p.expect(`Type "yes" to continue: `)
+	p.typeLine("yes")
+	if code := waitExit(t, cmd); code != 0 || !strings.Contains(stdout.String(), "restored") {
+		t.Fatalf("confirmed restore exited %d; stdout %q", code, stdout)
+	}
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/cryptvol/cryptvol/container"
+)
+
+// unlock asks for the passphrase of path and unlocks it, tolerating a vault
+// file the user may only read when readOnlyOK (then nothing is repaired).
+// Repair notices become warnings.
+func (u *ui) unlock(path, passFile string, slots []int, readOnlyOK bool) (*container.Vault, error) {
+	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
+		return nil, err
+	}
+	pass, err := u.readPassphrase(passFile, "Enter passphrase for "+path+": ")
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(pass)
+	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) }}
+	v, err := container.Unlock(path, pass, opts)
+	if readOnlyOK && errors.Is(err, os.ErrPermission) {
+		opts.ReadOnly = true
+		v, err = container.Unlock(path, pass, opts)
+	}
+	return v, err
+}
+
+// slotList turns an optional --slot flag into the slots to try.
+func slotList(slot int) []int {
+	if slot < 0 {
+		return nil
+	}
+	return []int{slot}
+}
