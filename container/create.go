@@ -42,6 +42,9 @@ type CreateOptions struct {
 	// Force replaces an existing file (atomically, once the new vault is
 	// complete); without it Create fails with ErrExists.
 	Force bool
+	// Format, if set, is called with the new volume before the vault gets its
+	// name, to make a filesystem in it; if it fails, nothing is created.
+	Format func(*Volume) error
 }
 
 // Create makes a new vault at path, protected by passphrase in keyslot 0, and
@@ -125,6 +128,14 @@ func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOpt
 	}()
 	if o.Fill == FillRandom {
 		if err := vol.fillRandom(ctx, o.Progress); err != nil {
+			return nil, err
+		}
+	}
+	if o.Format != nil {
+		if err := o.Format(vol); err != nil {
+			return nil, err
+		}
+		if err := vol.Sync(); err != nil {
 			return nil, err
 		}
 	}

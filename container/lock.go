@@ -49,3 +49,18 @@ func unlockByte(f *os.File, b int64) {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: b, Len: 1}
 	_ = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 }
+
+// InUse reports whether another process has the vault at path open (its data
+// area locked by Open, as the background server and `cryptvol serve` do).
+func InUse(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: dataLockByte, Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, nil // no lock support: cannot tell
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}

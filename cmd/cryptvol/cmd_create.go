@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/mount"
 )
 
 func newCreateCommand(u *ui) *cobra.Command {
@@ -56,8 +58,9 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			default:
 				return &usageError{fmt.Sprintf("--fill %q: must be sparse or random", fill)}
 			}
-			if filesystem != "none" {
-				return &usageError{fmt.Sprintf("--filesystem %q: must be one of: none", filesystem)}
+			format, err := formatter(filesystem, n)
+			if err != nil {
+				return err
 			}
 			if err := checkTarget(path, force); err != nil {
 				return err
@@ -73,7 +76,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			defer wipe(pass)
 			progress, finish := u.progress("filling with random data")
 			vol, err := container.Create(c.Context(), path, pass, &container.CreateOptions{
-				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force,
+				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force, Format: format,
 			})
 			finish()
 			if err != nil {
@@ -87,6 +90,9 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			u.printf("created %s: %s usable, aes-xts-plain64, sector size %d, uuid %s\n",
 				path, humanBytes(n), sectorSize, container.FormatUUID(uuid))
 			u.printf("keyslot 0: %s\n", params)
+			if filesystem != "none" {
+				u.printf("filesystem: %s\n", filesystem)
+			}
 			return vol.Close()
 		},
 	}
@@ -94,11 +100,44 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&size, "size", "", "usable size of the vault, e.g. 10G (required)")
 	fl.IntVar(&sectorSize, "sector-size", 4096, "encryption sector size: 4096 or 512")
 	fl.StringVar(&fill, "fill", "sparse", "sparse (fast, reveals usage) or random (writes the whole vault)")
-	fl.StringVar(&filesystem, "filesystem", "none", "filesystem to make inside: none")
+	fl.StringVar(&filesystem, "filesystem", "ext4", "filesystem to make inside: ext4, xfs, btrfs, vfat or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	kf.register(c)
 	fl.StringVar(&pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
 	return c
+}
+
+// minFilesystemSize is the smallest volume each mkfs accepts (measured with
+// the versions in Debian 12), checked before anything is asked or written.
+var minFilesystemSize = map[string]int64{"ext4": 1 << 20, "xfs": 300 << 20, "btrfs": 110 << 20, "vfat": 1 << 20}
+
+// formatter returns the hook that makes the filesystem inside a new vault,
+// through the same loop block path `cryptvol open` uses, or nil for none.
+func formatter(fs string, size int64) (func(*container.Volume) error, error) {
+	if fs == "none" {
+		return nil, nil
+	}
+	min, ok := minFilesystemSize[fs]
+	if !ok {
+		return nil, &usageError{fmt.Sprintf("--filesystem %q: must be one of ext4, xfs, btrfs, vfat, none", fs)}
+	}
+	if size < min {
+		return nil, &usageError{fmt.Sprintf("--filesystem %s needs a vault of at least %s", fs, humanBytes(min))}
+	}
+	if err := needRoot("making a filesystem in the vault"); err != nil {
+		var h *hinted
+		errors.As(err, &h)
+		return nil, withHint(h.err, "run it with sudo, or pass --filesystem none (and make one later, as root, after `cryptvol open --no-mount`)")
+	}
+	return func(vol *container.Volume) error {
+		reg := registry()
+		att, err := mount.AttachLoop(vol, mount.LoopOptions{BaseDir: reg.Dir, ID: mount.NewID("create")})
+		if err != nil {
+			return err
+		}
+		err = mount.Mkfs(att.DevicePath(), fs, "")
+		return errors.Join(err, att.Close())
+	}, nil
 }
 
 // checkTarget refuses an existing file unless forced, before any slow work.

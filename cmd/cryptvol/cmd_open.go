@@ -1,36 +1,314 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/mount"
 )
 
+// openFlags are the options of `cryptvol open`, passed on to the server.
+type openFlags struct {
+	testOnly     bool
+	slot         int
+	via          string
+	readOnly     bool
+	noMount      bool
+	mountOptions string
+	allowDiscard bool
+	pf           passphraseFlags
+}
+
 func newOpenCommand(u *ui) *cobra.Command {
-	var (
-		testOnly bool
-		slot     int
-		pf       passphraseFlags
-	)
+	var o openFlags
 	c := &cobra.Command{
-		Use:   "open FILE --test-passphrase",
-		Short: "Open a vault (check a passphrase with --test-passphrase)",
-		Long: `With --test-passphrase: ask for the passphrase and exit 0 if it opens a keyslot,
-3 if it does not. A damaged header copy is repaired on the way (with a warning).`,
-		Args: exactArgs(1, "one vault file"),
+		Use:   "open FILE MOUNTPOINT",
+		Short: "Unlock a vault and mount its filesystem",
+		Long: `Ask for the passphrase, unlock the vault, and expose its decrypted contents as a
+block device from a background server process that holds the keys; then mount
+its filesystem on MOUNTPOINT (created if missing). Returns once the filesystem
+is mounted. Plaintext exists only in memory: it never reaches the disk, swap or
+a core dump. Close it with 'cryptvol close MOUNTPOINT'.
+
+The block device is a kernel NBD device (/dev/nbdN) when the nbd module is
+loaded, or else a loop device over the decrypted volume served as a file by a
+private FUSE mount under /run/cryptvol (--via chooses). Needs root.
+
+With --no-mount only the device is made (MOUNTPOINT is not needed); with
+--test-passphrase nothing is opened: the exit code says whether the passphrase
+is right (0) or not (3).`,
+		Example: `  cryptvol open vault.cv /mnt/secret
+  cryptvol open vault.cv /mnt/secret --read-only
+  cryptvol open vault.cv --no-mount
+  cryptvol open vault.cv --test-passphrase`,
+		Args: func(c *cobra.Command, args []string) error {
+			if o.testOnly || o.noMount {
+				return exactArgs(1, "one vault file")(c, args)
+			}
+			if len(args) == 1 {
+				return &usageError{"a mount point is needed: cryptvol open FILE MOUNTPOINT (or --no-mount)"}
+			}
+			return exactArgs(2, "a vault file and a mount point")(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
-			if !testOnly {
-				return &usageError{"mounting is not available yet: use --test-passphrase"}
+			if o.testOnly {
+				return testPassphrase(u, args[0], &o)
 			}
-			v, err := u.unlock(args[0], pf.file, slotList(slot), true)
-			if err != nil {
-				return err
+			mp := ""
+			if len(args) == 2 {
+				mp = args[1]
 			}
-			defer v.Close()
-			u.printf("the passphrase opens keyslot %d\n", v.Slot())
-			return nil
+			return openVault(u, args[0], mp, &o)
 		},
 	}
-	c.Flags().BoolVar(&testOnly, "test-passphrase", false, "only check the passphrase: exit 0 if it opens a keyslot, 3 if not")
-	c.Flags().IntVar(&slot, "slot", -1, "try only this keyslot")
-	c.Flags().StringVar(&pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	f := c.Flags()
+	f.BoolVar(&o.testOnly, "test-passphrase", false, "only check the passphrase: exit 0 if it opens a keyslot, 3 if not")
+	f.IntVar(&o.slot, "slot", -1, "try only this keyslot")
+	f.StringVar(&o.via, "via", "auto", "block device: auto (nbd if the module is loaded, else loop), nbd or loop")
+	f.BoolVar(&o.readOnly, "read-only", false, "open and mount read-only")
+	f.BoolVar(&o.noMount, "no-mount", false, "only make the block device; do not mount")
+	f.StringVar(&o.mountOptions, "mount-options", "", "filesystem mount options, comma-separated (e.g. noatime)")
+	f.BoolVar(&o.allowDiscard, "allow-discard", false, "pass TRIM through to the vault file (reveals which sectors are free; see SECURITY.md)")
+	f.StringVar(&o.pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
 	return c
+}
+
+func testPassphrase(u *ui, path string, o *openFlags) error {
+	v, err := u.unlock(path, o.pf.file, slotList(o.slot), true)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	u.printf("the passphrase opens keyslot %d\n", v.Slot())
+	return nil
+}
+
+// resolveVia picks the block path; a requested NBD path that cannot work says
+// why instead of falling back silently.
+func resolveVia(via string) (string, error) {
+	_, err := os.Stat("/dev/nbd0")
+	switch via {
+	case "auto":
+		if err == nil {
+			return mount.ViaNBD, nil
+		}
+		return mount.ViaLoop, nil
+	case "loop":
+		return mount.ViaLoop, nil
+	case "nbd":
+		if err != nil {
+			return "", withHint(errors.New("the nbd kernel module is not loaded (/dev/nbd0 does not exist)"), "load it with `modprobe nbd`, or use --via loop")
+		}
+		return mount.ViaNBD, nil
+	}
+	return "", &usageError{fmt.Sprintf("--via %q: must be auto, nbd or loop", via)}
+}
+
+func needRoot(what string) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	return withHint(fmt.Errorf("%s needs root: it attaches a block device and mounts a filesystem", what),
+		"run it with sudo; `cryptvol serve FILE --listen unix:PATH` exposes a vault over NBD without root")
+}
+
+// serverStatus is the one message the server sends on its status pipe.
+type serverStatus struct {
+	OK    bool         `json:"ok"`
+	State *mount.State `json:"state,omitempty"`
+	Error string       `json:"error,omitempty"`
+	Code  int          `json:"code,omitempty"`
+	Hint  string       `json:"hint,omitempty"`
+}
+
+// serverError is a failure the server reported, with its exit code.
+type serverError struct {
+	msg  string
+	code int
+}
+
+func (e *serverError) Error() string { return e.msg }
+
+func openVault(u *ui, path, mountPoint string, o *openFlags) error {
+	if err := needRoot("opening a vault"); err != nil {
+		return err
+	}
+	via, err := resolveVia(o.via)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if _, err := container.Inspect(abs); err != nil {
+		return err
+	}
+	reg := registry()
+	if err := checkNotOpen(u, reg, abs); err != nil {
+		return err
+	}
+	if mountPoint != "" {
+		if mountPoint, err = filepath.Abs(mountPoint); err != nil {
+			return err
+		}
+		if ok, _ := mount.IsMounted(mountPoint); ok {
+			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
+		}
+	}
+	v, err := u.unlock(abs, o.pf.file, slotList(o.slot), o.readOnly)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	hdr := v.Header()
+	id := mount.NewID(container.FormatUUID(hdr.UUID))
+	st, err := startServer(reg, id, v, abs, mountPoint, via, o)
+	if err != nil {
+		return err
+	}
+	mode := "read-write"
+	if st.ReadOnly {
+		mode = "read-only"
+	}
+	if st.MountPoint != "" {
+		u.printf("opened %s (%s) on %s, mounted at %s\n", path, mode, st.Device, st.MountPoint)
+	} else {
+		u.printf("opened %s (%s) on %s\n", path, mode, st.Device)
+	}
+	return nil
+}
+
+// checkNotOpen refuses a vault that is already open, and cleans up after a
+// server of it that died.
+func checkNotOpen(u *ui, reg mount.Registry, abs string) error {
+	st, err := reg.Find(abs)
+	if err == nil {
+		if st.Alive() {
+			where := st.Device
+			if st.MountPoint != "" {
+				where = st.MountPoint
+			}
+			return withHint(fmt.Errorf("%s is already open (%s, server pid %d)", abs, where, st.PID), "close it first: cryptvol close "+where)
+		}
+		u.warnf("%s: the server of an earlier open (pid %d) died; cleaning up after it", abs, st.PID)
+		if err := reg.CleanupStale(st, false); err != nil {
+			return withHint(err, "cryptvol close --force "+abs)
+		}
+	}
+	if open, err := container.InUse(abs); err == nil && open {
+		return withHint(fmt.Errorf("%s: %w", abs, container.ErrInUse), "another cryptvol (open or serve) has it open")
+	}
+	return nil
+}
+
+// startServer runs the background server, hands it the master key over a
+// pipe, and waits for its readiness message.
+func startServer(reg mount.Registry, id string, v *container.Vault, file, mountPoint, via string, o *openFlags) (*mount.State, error) {
+	if err := reg.Ensure(); err != nil {
+		return nil, err
+	}
+	keyR, keyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer keyW.Close()
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		keyR.Close()
+		return nil, err
+	}
+	defer statR.Close()
+	logf, err := os.OpenFile(reg.LogPath(id), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		keyR.Close()
+		statW.Close()
+		return nil, err
+	}
+	defer logf.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"cryptvol", serverCommandName, "--id", id, "--file", file, "--via", via, "--registry", reg.Dir}
+	if mountPoint != "" {
+		args = append(args, "--mount-point", mountPoint)
+	}
+	if o.readOnly {
+		args = append(args, "--read-only")
+	}
+	if o.mountOptions != "" {
+		args = append(args, "--mount-options", o.mountOptions)
+	}
+	if o.allowDiscard {
+		args = append(args, "--allow-discard")
+	}
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        args,
+		Env:         os.Environ(),
+		Stdout:      logf,
+		Stderr:      logf,
+		ExtraFiles:  []*os.File{keyR, statW}, // fd 3: key, fd 4: status
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	keyR.Close()
+	statW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("starting the server: %w", err)
+	}
+	go cmd.Wait() // reap it if it fails early; once detached, init adopts it
+	if err := v.WriteKey(keyW); err != nil {
+		return nil, fmt.Errorf("handing the key to the server: %w", err)
+	}
+	keyW.Close()
+
+	type result struct {
+		st  serverStatus
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var st serverStatus
+		err := json.NewDecoder(statR).Decode(&st)
+		ch <- result{st, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("the server did not become ready within 5 minutes (log: %s)", reg.LogPath(id))
+	}
+	if r.err != nil {
+		return nil, withHint(fmt.Errorf("the server exited before it was ready: %v", r.err), "its log is "+reg.LogPath(id))
+	}
+	if !r.st.OK {
+		var err error = &serverError{r.st.Error, r.st.Code}
+		if r.st.Hint != "" {
+			err = withHint(err, r.st.Hint)
+		}
+		reg.RemoveLog(id)
+		return nil, err
+	}
+	return r.st.State, nil
+}
+
+// registry is where open vaults are recorded: /run/cryptvol, or
+// CRYPTVOL_RUN_DIR (for tests that must not touch the system's registry).
+func registry() mount.Registry {
+	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
+		return mount.Registry{Dir: d}
+	}
+	return mount.DefaultRegistry
 }

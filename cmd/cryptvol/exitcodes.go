@@ -41,9 +41,12 @@ func withHint(err error, hint string) error {
 // exitCode maps an error to the documented exit code.
 func exitCode(err error) int {
 	var ue *usageError
+	var se *serverError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &se) && se.code != 0:
+		return se.code
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, container.ErrWrongPassphrase):

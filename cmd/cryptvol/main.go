@@ -88,6 +88,9 @@ unsupported vault.`,
 		newPasswdCommand(u),
 		newKeyCommand(u),
 		newHeaderCommand(u),
+		newCloseCommand(u),
+		newListCommand(u),
+		newServerCommand(u),
 	)
 	return root
 }

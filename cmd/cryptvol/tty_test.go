@@ -109,7 +109,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd) int {
 	return cmd.ProcessState.ExitCode()
 }
 
-var tiny = []string{"--kdf-memory", "8M", "--kdf-iterations", "1", "--kdf-threads", "1"}
+var tiny = []string{"--kdf-memory", "8M", "--kdf-iterations", "1", "--kdf-threads", "1", "--filesystem", "none"}
 
 // TestTerminalPassphrase types passphrases at a real terminal: they are not
 // echoed, the prompt is erased, a confirmation mismatch changes nothing, and

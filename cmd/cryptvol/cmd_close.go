@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/mount"
+)
+
+func newCloseCommand(u *ui) *cobra.Command {
+	var all, force bool
+	c := &cobra.Command{
+		Use:   "close MOUNTPOINT|FILE|DEVICE",
+		Short: "Unmount, flush and lock an open vault",
+		Long: `Close an open vault: unmount its filesystem, flush everything to the vault
+file, detach the block device, and stop its server, which wipes the keys.
+
+A filesystem in use is not unmounted: the error names the processes using it,
+and nothing is lost. --force unmounts it lazily instead: it disappears at once,
+and the vault is locked when the last file on it is closed.
+
+A vault whose server died (killed, crashed) is cleaned up: its mount, device
+and private FUSE mount are removed; everything it had flushed is in the file.`,
+		Example: `  cryptvol close /mnt/secret
+  cryptvol close vault.cv
+  cryptvol close --all`,
+		Args: func(c *cobra.Command, args []string) error {
+			if all {
+				return exactArgs(0, "no argument with --all")(c, args)
+			}
+			return exactArgs(1, "a mount point, vault file or device (or --all)")(c, args)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := needRoot("closing a vault"); err != nil {
+				return err
+			}
+			reg := registry()
+			var states []mount.State
+			if all {
+				var err error
+				if states, err = reg.List(); err != nil {
+					return err
+				}
+				if len(states) == 0 {
+					u.printf("no open vaults\n")
+					return nil
+				}
+			} else {
+				st, err := reg.Find(args[0])
+				if err != nil {
+					return withHint(err, "`cryptvol list` shows the open vaults")
+				}
+				states = []mount.State{st}
+			}
+			var errs []error
+			for _, st := range states {
+				if err := closeOne(c.Context(), u, reg, st, force); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) == 1 {
+				return errs[0]
+			}
+			return errors.Join(errs...)
+		},
+	}
+	c.Flags().BoolVar(&all, "all", false, "close every open vault")
+	c.Flags().BoolVar(&force, "force", false, "unmount lazily if the filesystem is in use")
+	return c
+}
+
+func closeOne(ctx context.Context, u *ui, reg mount.Registry, st mount.State, force bool) error {
+	where := describe(st)
+	if !st.Alive() {
+		if err := reg.CleanupStale(st, force); err != nil {
+			return closeErr(st, err)
+		}
+		u.warnf("the server of %s (pid %d) had died; cleaned up what it left", st.File, st.PID)
+		reg.RemoveLog(st.ID)
+		u.printf("closed %s (%s)\n", st.File, where)
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rep, err := reg.Control(cctx, st.ID, mount.ControlRequest{Op: "close", Force: force})
+	if errors.Is(err, mount.ErrServerGone) && !st.Alive() { // died just now
+		return closeOne(ctx, u, reg, st, force)
+	}
+	if err != nil {
+		return withHint(fmt.Errorf("%s: %w (pid %d)", st.File, err, st.PID),
+			fmt.Sprintf("if it is stuck, stop it with `kill %d` and run close again", st.PID))
+	}
+	if !rep.OK {
+		return closeErr(st, &closeRefused{rep})
+	}
+	if rep.Deferred {
+		u.printf("unmounted %s lazily: %s stays open until its last user closes its files, then locks itself\n", st.MountPoint, st.File)
+		return nil
+	}
+	// The server replies, then exits; wait for it, so that when close returns
+	// nothing of the vault is left.
+	for deadline := time.Now().Add(30 * time.Second); st.Alive() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	reg.RemoveLog(st.ID)
+	u.printf("closed %s (%s)\n", st.File, where)
+	return nil
+}
+
+func describe(st mount.State) string {
+	if st.MountPoint != "" {
+		return st.Device + " on " + st.MountPoint
+	}
+	return st.Device
+}
+
+// closeRefused is a close the server refused.
+type closeRefused struct{ rep mount.ControlReply }
+
+func (e *closeRefused) Error() string { return e.rep.Error }
+
+func closeErr(st mount.State, err error) error {
+	var cr *closeRefused
+	var be *mount.BusyError
+	if errors.As(err, &cr) && cr.rep.Busy || errors.As(err, &be) {
+		var holders []string
+		if cr != nil {
+			for _, h := range cr.rep.Holders {
+				holders = append(holders, h.String())
+			}
+		}
+		msg := fmt.Sprintf("%s is busy: not closed, nothing lost", st.MountPoint)
+		if len(holders) > 0 {
+			msg += " (in use by " + strings.Join(holders, "; ") + ")"
+		} else if be == nil && cr != nil {
+			msg += " (" + cr.rep.Error + ")"
+		}
+		return withHint(errors.New(msg), "close those files or leave the directory and try again; or `cryptvol close --force` to unmount lazily")
+	}
+	return fmt.Errorf("%s: %w", st.File, err)
+}
