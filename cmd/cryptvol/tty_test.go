@@ -213,3 +213,41 @@ func TestTerminalRestoreConfirmation(t *testing.T) {
 		t.Fatalf("confirmed restore exited %d; stdout %q", code, stdout)
 	}
 }
+
+// TestNotRoot runs open and close as an unprivileged user: a clear error that
+// says what is needed, exit 1, nothing attempted.
+func TestNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	// A copy of this binary that the unprivileged user can run.
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755) // the test's temporary root, made 0700 by testing
+	for d := filepath.Dir(filepath.Dir(dir)); d != "/" && d != "."; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			t.Skipf("%s is not searchable by other users", d)
+		}
+	}
+	exe := filepath.Join(dir, "cryptvol")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"open", "v.cv", "mnt"}, {"close", "mnt"}} {
+		c := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		out, _ := c.CombinedOutput()
+		if c.ProcessState.ExitCode() != exitError || !strings.Contains(string(out), "needs root") || !strings.Contains(string(out), "hint: run it with sudo") {
+			t.Fatalf("%v as nobody: exit %d, output %q", args, c.ProcessState.ExitCode(), out)
+		}
+	}
+}

@@ -57,7 +57,7 @@ func Snapshot() State {
 			continue
 		}
 		b, _ := os.ReadFile(p)
-		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") {
+		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") && !zombie(strings.TrimSuffix(p, "comm")+"stat") {
 			s = append(s, "process "+strings.TrimSpace(string(b))+" pid "+strings.Split(p, "/")[2])
 		}
 	}
@@ -78,4 +78,16 @@ func (s State) Minus(old State) []string {
 
 func unescape(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// zombie reports whether the process behind a /proc/PID/stat path has exited
+// and only waits to be reaped (it holds no resources then).
+func zombie(stat string) bool {
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cryptvol/cryptvol/internal/e2e"
+	"github.com/cryptvol/cryptvol/mount"
+)
+
+// TestE2E runs the end-to-end scenarios in testdata/e2e with the real CLI, as
+// root, with real loop devices, FUSE mounts and filesystems. Each script gets
+// its own registry (CRYPTVOL_RUN_DIR) and must leave no mount, loop device or
+// server behind: a leak fails the script (and is then cleaned up so the next
+// script starts clean). Scripts run one at a time, since the leak check looks
+// at the whole machine.
+func TestE2E(t *testing.T) {
+	e2e.Root(t)
+	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup")
+	p := testscript.Params{
+		Dir:                 "testdata/e2e",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			run := filepath.Join(env.WorkDir, "run")
+			env.Setenv("CRYPTVOL_RUN_DIR", run)
+			before := e2e.Snapshot()
+			env.Defer(func() {
+				leaks := e2e.Snapshot().Minus(before)
+				if len(leaks) > 0 {
+					cleanupAfterScript(run)
+					env.T().Fatal("the script left behind: " + strings.Join(leaks, "; "))
+				}
+			})
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":        cmdExits,
+			"patch":        cmdPatch,
+			"truncate":     cmdTruncate,
+			"write-canary": cmdWriteCanary,
+			"no-canary":    cmdNoCanary,
+			"mounted":      cmdMounted,
+			"kill-server":  cmdKillServer,
+			"wait-closed":  cmdWaitClosed,
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "vfat": // this kernel can mount vfat
+				b, err := os.ReadFile("/proc/filesystems")
+				return err == nil && strings.Contains(string(b), "\tvfat\n"), nil
+			}
+			return false, nil
+		},
+	}
+	if dl, ok := t.Deadline(); ok {
+		p.Deadline = dl
+	}
+	testscript.RunT(serialT{t}, p)
+}
+
+// serialT runs scripts one after the other (testscript runs them in parallel).
+type serialT struct{ *testing.T }
+
+func (t serialT) Parallel()     {}
+func (t serialT) Verbose() bool { return testing.Verbose() }
+func (t serialT) Run(name string, f func(testscript.T)) {
+	t.T.Run(name, func(t *testing.T) { f(serialT{t}) })
+}
+
+// cleanupAfterScript closes whatever a failed script left open.
+func cleanupAfterScript(run string) {
+	exe, _ := os.Executable()
+	c := exec.Command(exe, "close", "--all", "--force")
+	c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR="+run)
+	c.Run()
+	time.Sleep(500 * time.Millisecond)
+}
+
+// write-canary FILE: write a random token that exists only in this process's
+// memory into FILE (inside a mounted vault), and fsync it.
+func cmdWriteCanary(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: write-canary FILE")
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	token := "CRYPTVOL-CANARY-" + hex.EncodeToString(b[:])
+	canaryMu.Lock()
+	canaries[ts] = token
+	canaryMu.Unlock()
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	for i := 0; i < 1000; i++ {
+		f.WriteString(token + "\n")
+	}
+	ts.Check(f.Sync())
+	ts.Check(f.Close())
+}
+
+var (
+	canaryMu sync.Mutex
+	canaries = map[*testscript.TestScript]string{}
+)
+
+// no-canary PATH...: the canary appears in none of the files under the paths
+// (directories are walked; device files and the proc filesystem are skipped).
+func cmdNoCanary(ts *testscript.TestScript, neg bool, args []string) {
+	canaryMu.Lock()
+	token, ok := canaries[ts]
+	canaryMu.Unlock()
+	if neg || !ok {
+		ts.Fatalf("usage: no-canary PATH... (after write-canary)")
+	}
+	checked := 0
+	for _, root := range args {
+		filepath.WalkDir(ts.MkAbs(root), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			checked++
+			if strings.Contains(string(b), token) {
+				ts.Fatalf("plaintext canary found in %s", p)
+			}
+			return nil
+		})
+	}
+	ts.Logf("canary absent from %d files", checked)
+}
+
+// mounted DIR: DIR is a mount point (negate with !).
+func cmdMounted(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mounted DIR")
+	}
+	out, _ := exec.Command("findmnt", "-rn", "-o", "TARGET").Output()
+	dir := ts.MkAbs(args[0])
+	found := false
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == dir {
+			found = true
+		}
+	}
+	if found == neg {
+		ts.Fatalf("%s mounted: %v", dir, found)
+	}
+}
+
+// kill-server: SIGKILL every cryptvol server of this script's registry and
+// wait until they are dead.
+func cmdKillServer(ts *testscript.TestScript, neg bool, args []string) {
+	states, err := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}.List()
+	ts.Check(err)
+	if neg || len(states) == 0 {
+		ts.Fatalf("usage: kill-server (with an open vault)")
+	}
+	for _, st := range states {
+		ts.Check(syscall.Kill(st.PID, syscall.SIGKILL))
+		for deadline := time.Now().Add(10 * time.Second); st.Alive(); {
+			if time.Now().After(deadline) {
+				ts.Fatalf("server %d survived SIGKILL", st.PID)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// wait-closed: wait until this script's registry lists no open vault (a
+// deferred close finishing).
+func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
+	reg := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		states, err := reg.List()
+		ts.Check(err)
+		alive := 0
+		for _, st := range states {
+			if st.Alive() {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%d vaults still open", alive)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
