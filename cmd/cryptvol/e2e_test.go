@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"github.com/cryptvol/cryptvol/mount"
 )
@@ -52,6 +56,7 @@ func TestE2E(t *testing.T) {
 			"mounted":      cmdMounted,
 			"kill-server":  cmdKillServer,
 			"wait-closed":  cmdWaitClosed,
+			"no-secrets":   cmdNoSecrets,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -198,5 +203,56 @@ func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("%d vaults still open", alive)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// no-secrets VAULT PASSFILE: neither the passphrase nor the master key (raw,
+// hex or base64) appears in the command line, environment or log of the
+// vault's server, nor in the last command's output.
+func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: no-secrets VAULT PASSFILE")
+	}
+	pass, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	pass = []byte(strings.TrimSuffix(string(pass), "\n"))
+	v, err := container.Unlock(ts.MkAbs(args[0]), pass, &container.UnlockOptions{ReadOnly: true})
+	ts.Check(err)
+	var mk bytes.Buffer
+	ts.Check(v.WriteKey(&mk))
+	v.Close()
+	secrets := map[string][]byte{
+		"passphrase":          pass,
+		"master key":          mk.Bytes(),
+		"master key (hex)":    []byte(hex.EncodeToString(mk.Bytes())),
+		"master key (base64)": []byte(base64.StdEncoding.EncodeToString(mk.Bytes())),
+		"data key (hex)":      []byte(hex.EncodeToString(mk.Bytes()[:32])),
+	}
+	reg := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}
+	states, err := reg.List()
+	ts.Check(err)
+	if len(states) == 0 {
+		ts.Fatalf("no open vault")
+	}
+	places := map[string][]byte{"stdout": []byte(ts.ReadFile("stdout")), "stderr": []byte(ts.ReadFile("stderr"))}
+	for _, st := range states {
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", st.PID, f))
+			ts.Check(err)
+			places[fmt.Sprintf("server %s", f)] = b
+		}
+		b, err := os.ReadFile(reg.LogPath(st.ID))
+		ts.Check(err)
+		places["server log"] = b
+		b, err = os.ReadFile(filepath.Join(reg.Dir, st.ID+".json"))
+		ts.Check(err)
+		places["state file"] = b
+	}
+	for where, b := range places {
+		for what, secret := range secrets {
+			if bytes.Contains(b, secret) {
+				ts.Fatalf("the %s appears in the %s", what, where)
+			}
+		}
 	}
 }
