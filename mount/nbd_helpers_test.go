@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -214,7 +215,9 @@ func startNBDWith(t testing.TB, dev Device, opts NBDOptions, hook func(*NBDServe
 }
 
 // nbdURI is the libnbd/qemu URI of the default export on sock.
-func nbdURI(sock string) string { return "nbd+unix:///?socket=" + sock }
+func nbdURI(sock string) string {
+	return "nbd+unix:///?" + url.Values{"socket": {sock}}.Encode()
+}
 
 // checkNBDLeaks fails the test if, once its other cleanups ran, a goroutine of
 // the NBD server is still running or a socket opened during the test is still
