@@ -14,8 +14,11 @@
 //     (nbdMaxOptionLen); a longer option ends the session.
 //   - One export: the empty (default) name and NBDOptions.Name both select it.
 //   - Simple replies; commands READ, WRITE, DISC, FLUSH, TRIM (only with
-//     NBDOptions.AllowDiscard) and WRITE_ZEROES; command flags NBD_CMD_FLAG_FUA
-//     and NBD_CMD_FLAG_NO_HOLE. Transmission flags HAS_FLAGS, SEND_FLUSH,
+//     NBDOptions.AllowDiscard; whole sectors inside the range are discarded)
+//     and WRITE_ZEROES (always an encrypted write of zeroes, never a hole, so
+//     NBD_CMD_FLAG_NO_HOLE is always honoured; not capped at 32 MiB, as it
+//     needs no buffer of that size); command flags NBD_CMD_FLAG_FUA and
+//     NBD_CMD_FLAG_NO_HOLE. Transmission flags HAS_FLAGS, SEND_FLUSH,
 //     SEND_FUA, CAN_MULTI_CONN, SEND_WRITE_ZEROES (not when read-only),
 //     READ_ONLY and SEND_TRIM as configured.
 //   - Block size constraints: NBD_INFO_BLOCK_SIZE advertises minimum =
@@ -42,15 +45,17 @@
 // was replied to before the FLUSH arrived, on this connection or any other: all
 // connections share one Device, hence NBD_FLAG_CAN_MULTI_CONN. A FLUSH does not
 // wait for writes still in flight; proto.md does not ask it to, and a client
-// that wants them covered waits for their replies first. FUA writes, write
-// zeroes and trims call Device.Sync before their reply. Requests that touch the
-// same sectors are ordered by rangeLocks. NBD_CMD_DISC waits for the requests in
-// flight, then syncs; so does the end of any connection that wrote.
+// that wants them covered waits for their replies first. A WRITE, WRITE_ZEROES
+// or TRIM with NBD_CMD_FLAG_FUA calls Device.Sync before its reply. Requests
+// that touch the same sectors are ordered by rangeLocks. NBD_CMD_DISC waits for
+// the requests in flight, then syncs; so does the end of any connection that
+// wrote. A read-only export never calls Sync.
 //
 // Not implemented: TLS (NOTLS mode only); structured replies, and with them
 // block status, meta contexts and NBD_CMD_FLAG_DF; extended headers;
 // NBD_CMD_CACHE and NBD_CMD_RESIZE (answered with NBD_EINVAL); fast zero
-// (NBD_FLAG_SEND_FAST_ZERO is not advertised); oldstyle negotiation. On Close a
+// (NBD_FLAG_SEND_FAST_ZERO is not advertised, NBD_CMD_FLAG_FAST_ZERO gets
+// NBD_EINVAL); NBD_FLAG_ROTATIONAL; oldstyle negotiation. On Close a
 // connection in option haggling is dropped rather than answered with
 // NBD_REP_ERR_SHUTDOWN, and a connection in transmission stops reading, finishes
 // the requests it has, and is dropped rather than answering NBD_ESHUTDOWN.
