@@ -199,7 +199,8 @@ func startNBDWith(t testing.TB, dev Device, opts NBDOptions, hook func(*NBDServe
 		}
 		select {
 		case err := <-done:
-			if err != nil {
+			// ErrNBDServerClosed: Close came before Serve started.
+			if err != nil && !errors.Is(err, ErrNBDServerClosed) {
 				t.Errorf("Serve: %v", err)
 			}
 		case <-time.After(10 * time.Second):
