@@ -255,7 +255,7 @@ func nbdGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, f := range []string{"mount.(*NBDServer)", "mount.(*nbdConn)", "mount.(*nbdKernel"} {
+		for _, f := range []string{"mount.(*NBDServer)", "mount.(*nbdConn)", "mount.(*NBDKernelDevice)"} {
 			if strings.Contains(g, f) {
 				out = append(out, g)
 				break
