@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/awnumar/memguard v0.23.0
 	github.com/hanwen/go-fuse/v2 v2.12.1
+	github.com/pojntfx/go-nbd v0.3.2
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
