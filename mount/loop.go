@@ -42,9 +42,9 @@ const (
 	loopDetachWait  = 10 * time.Second // for the kernel to finish a detach
 )
 
-// ErrLoopInUse is returned by Detach while the loop device is mounted or
+// ErrDeviceInUse is returned by Detach while the loop device is mounted or
 // claimed by another program.
-var ErrLoopInUse = errors.New("loop device is in use")
+var ErrDeviceInUse = errors.New("block device is in use")
 
 // AttachLoopDevice attaches the file backing to a free loop device, with direct
 // I/O (the loop device does not keep a second page cache of the file; the
@@ -195,7 +195,7 @@ func (l *LoopDevice) DirectIO() (bool, error) {
 }
 
 // Detach flushes the loop device to its backing file and detaches it, and
-// waits until the kernel has let go of the file. It refuses with ErrLoopInUse
+// waits until the kernel has let go of the file. It refuses with ErrDeviceInUse
 // while a filesystem on the device is mounted (unmount it first); calling it
 // again after success does nothing.
 func (l *LoopDevice) Detach() error {
@@ -251,7 +251,7 @@ func DetachLoopDevice(path string) error {
 	return loopWaitDetached(n, path, backing)
 }
 
-// loopCheckUnused fails with ErrLoopInUse if the device is claimed
+// loopCheckUnused fails with ErrDeviceInUse if the device is claimed
 // exclusively, which a mounted filesystem always does. Opening with O_EXCL
 // asks the kernel itself, so a mount in another namespace or one lazily
 // unmounted but still busy counts too.
@@ -271,9 +271,9 @@ func loopCheckUnused(path string) error {
 		}
 	}
 	if len(where) == 0 {
-		return fmt.Errorf("loop: %s: %w (claimed by a program or a mount not visible here)", path, ErrLoopInUse)
+		return fmt.Errorf("loop: %s: %w (claimed by a program or a mount not visible here)", path, ErrDeviceInUse)
 	}
-	return fmt.Errorf("loop: %s: %w: mounted on %s (unmount first)", path, ErrLoopInUse, strings.Join(where, ", "))
+	return fmt.Errorf("loop: %s: %w: mounted on %s (unmount first)", path, ErrDeviceInUse, strings.Join(where, ", "))
 }
 
 // loopWaitDetached waits until /sys/block/loopN/loop is gone, which happens
@@ -290,7 +290,7 @@ func loopWaitDetached(n int, path, backing string) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("loop: %s is still attached to %s after %v: %w (open by %s)",
-				path, backing, loopDetachWait, ErrLoopInUse, loopOpeners(path))
+				path, backing, loopDetachWait, ErrDeviceInUse, loopOpeners(path))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

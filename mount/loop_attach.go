@@ -58,7 +58,7 @@ func (a *LoopAttachment) FUSE() *FUSEFile { return a.fuse }
 // open, so the FUSE mount cannot go first, and a FUSE server stopped under a
 // live loop device would turn its I/O into errors.
 //
-// Close refuses with ErrLoopInUse, changing nothing, while a filesystem on the
+// Close refuses with ErrDeviceInUse, changing nothing, while a filesystem on the
 // loop device is mounted: detaching would only mark the device to go away
 // once that filesystem is unmounted, and the FUSE file could not be unmounted
 // until then. Unmount it and call Close again.

@@ -309,8 +309,8 @@ func TestAttachLoopCloseWhileMounted(t *testing.T) {
 	mountForTest(t, a, mnt, false)
 
 	err := a.Close()
-	if !errors.Is(err, ErrLoopInUse) || !strings.Contains(err.Error(), mnt) {
-		t.Fatalf("Close while mounted: %v; want ErrLoopInUse naming %s", err, mnt)
+	if !errors.Is(err, ErrDeviceInUse) || !strings.Contains(err.Error(), mnt) {
+		t.Fatalf("Close while mounted: %v; want ErrDeviceInUse naming %s", err, mnt)
 	}
 	checkTree(t, mnt, tree)
 

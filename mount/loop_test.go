@@ -175,8 +175,8 @@ func TestLoopDetachRefusesWhileMounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.Detach()
-	if !errors.Is(err, ErrLoopInUse) || !strings.Contains(err.Error(), dir) {
-		t.Errorf("Detach while mounted: %v; want ErrLoopInUse naming %s", err, dir)
+	if !errors.Is(err, ErrDeviceInUse) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Detach while mounted: %v; want ErrDeviceInUse naming %s", err, dir)
 	}
 	if b, _ := loopBackingFile(l.Number()); b == "" {
 		t.Fatal("the refused Detach detached")

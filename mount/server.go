@@ -38,8 +38,8 @@ type ServerConfig struct {
 // attachment is the volume made into a kernel block device.
 type attachment interface {
 	DevicePath() string
-	// Close detaches the device; it fails with ErrLoopInUse (or its NBD
-	// equivalent) while a filesystem on it is still alive.
+	// Close detaches the device; it fails with ErrDeviceInUse while a
+	// filesystem on it is still alive.
 	Close() error
 }
 
@@ -212,12 +212,12 @@ func (s *Server) shutdown(force bool) ControlReply {
 		}
 	}
 	err := s.att.Close()
-	if errors.Is(err, ErrLoopInUse) && force {
+	if errors.Is(err, ErrDeviceInUse) && force {
 		s.state.Closing = true
 		s.cfg.Registry.Write(s.state)
 		s.cfg.Log("the lazily unmounted filesystem is still in use; closing when it is released")
 		go func() {
-			for errors.Is(err, ErrLoopInUse) {
+			for errors.Is(err, ErrDeviceInUse) {
 				time.Sleep(200 * time.Millisecond)
 				err = s.att.Close()
 			}

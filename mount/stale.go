@@ -50,7 +50,7 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 			// Autoclear detaches the device once unmounted; this covers a
 			// device that was never mounted. A lazily unmounted filesystem
 			// still in use keeps it attached until its last user leaves.
-			if err := DetachLoopDevice(dev); err != nil && !(lazy && errors.Is(err, ErrLoopInUse)) {
+			if err := DetachLoopDevice(dev); err != nil && !(lazy && errors.Is(err, ErrDeviceInUse)) {
 				errs = append(errs, err)
 			}
 		case ViaNBD:

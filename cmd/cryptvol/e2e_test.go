@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +32,8 @@ import (
 // at the whole machine.
 func TestE2E(t *testing.T) {
 	e2e.Root(t)
-	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup")
+	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup", "blkid", "e2fsck",
+		"nbdinfo", "nbdcopy", "qemu-img")
 	p := testscript.Params{
 		Dir:                 "testdata/e2e",
 		RequireExplicitExec: true,
@@ -57,6 +60,8 @@ func TestE2E(t *testing.T) {
 			"kill-server":  cmdKillServer,
 			"wait-closed":  cmdWaitClosed,
 			"no-secrets":   cmdNoSecrets,
+			"wait-socket":  cmdWaitSocket,
+			"random-file":  cmdRandomFile,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -255,4 +260,33 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// wait-socket PATH: wait until a unix socket accepts connections.
+func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: wait-socket PATH")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c, err := net.Dial("unix", ts.MkAbs(args[0])); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing listens on %s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// random-file PATH SIZE: a file of random bytes.
+func cmdRandomFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: random-file PATH SIZE")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	b := make([]byte, n)
+	rand.Read(b)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o600))
 }

@@ -90,6 +90,7 @@ unsupported vault.`,
 		newHeaderCommand(u),
 		newCloseCommand(u),
 		newListCommand(u),
+		newServeCommand(u),
 		newServerCommand(u),
 	)
 	return root

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/internal/e2e"
 )
 
 // pty is the controller side of a pseudo-terminal whose other side is the
@@ -217,32 +219,9 @@ func TestTerminalRestoreConfirmation(t *testing.T) {
 // TestNotRoot runs open and close as an unprivileged user: a clear error that
 // says what is needed, exit 1, nothing attempted.
 func TestNotRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv (util-linux) is not installed")
-	}
-	// A copy of this binary that the unprivileged user can run.
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755) // the test's temporary root, made 0700 by testing
-	for d := filepath.Dir(filepath.Dir(dir)); d != "/" && d != "."; d = filepath.Dir(d) {
-		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by other users", d)
-		}
-	}
-	exe := filepath.Join(dir, "cryptvol")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe, dir := unprivilegedCopy(t)
 	for _, args := range [][]string{{"open", "v.cv", "mnt"}, {"close", "mnt"}} {
-		c := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
+		c := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
 		c.Dir = dir
 		c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
 		out, _ := c.CombinedOutput()
@@ -250,4 +229,78 @@ func TestNotRoot(t *testing.T) {
 			t.Fatalf("%v as nobody: exit %d, output %q", args, c.ProcessState.ExitCode(), out)
 		}
 	}
+}
+
+// TestServeWithoutRoot serves a vault as an unprivileged user and reads it
+// with nbdinfo: serve needs no root.
+func TestServeWithoutRoot(t *testing.T) {
+	exe, dir := unprivilegedCopy(t)
+	e2e.Tools(t, "nbdinfo")
+	run := func(args ...string) {
+		c := exec.Command(os.Args[0], args...)
+		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o644)
+	run(append([]string{"create", "v.cv", "--size", "1M", "--passphrase-file", "pw"}, tiny...)...)
+	os.Chown(filepath.Join(dir, "v.cv"), 65534, 65534)
+	sock := filepath.Join(dir, "v.sock")
+	c := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe,
+		"serve", "v.cv", "--listen", "unix:"+sock, "--passphrase-file", "pw")
+	c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket; output %q", out.String())
+		}
+	}
+	info, err := exec.Command("nbdinfo", "--size", "nbd+unix:///?socket="+sock).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(info)) != "1048576" {
+		t.Fatalf("nbdinfo: %v %q", err, info)
+	}
+	c.Process.Signal(os.Interrupt)
+	if code := waitExit(t, c); code != 0 {
+		t.Fatalf("serve as nobody exited %d: %q", code, out.String())
+	}
+	if !strings.Contains(out.String(), "cannot lock memory") {
+		t.Errorf("no warning that memory could not be locked: %q", out.String())
+	}
+}
+
+// unprivilegedCopy copies this test binary where user nobody can run it and
+// returns it with a directory nobody can write.
+func unprivilegedCopy(t *testing.T) (exe, dir string) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	dir = t.TempDir()
+	os.Chmod(dir, 0o777)
+	os.Chmod(filepath.Dir(dir), 0o755) // the test's temporary root, made 0700 by testing
+	for d := filepath.Dir(filepath.Dir(dir)); d != "/" && d != "."; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			t.Skipf("%s is not searchable by other users", d)
+		}
+	}
+	exe = filepath.Join(dir, "cryptvol")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return exe, dir
 }
