@@ -65,6 +65,9 @@ func TestE2E(t *testing.T) {
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
+			case "nbd": // the kernel NBD client is available
+				_, err := os.Stat("/dev/nbd0")
+				return err == nil, nil
 			case "vfat": // this kernel can mount vfat
 				b, err := os.ReadFile("/proc/filesystems")
 				return err == nil && strings.Contains(string(b), "\tvfat\n"), nil
