@@ -172,19 +172,23 @@ func cmdMounted(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// kill-server: SIGKILL every cryptvol server of this script's registry and
-// wait until they are dead.
+// kill-server [-TERM]: send SIGKILL (or SIGTERM) to every cryptvol server of
+// this script's registry and wait until they are gone.
 func cmdKillServer(ts *testscript.TestScript, neg bool, args []string) {
 	states, err := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}.List()
 	ts.Check(err)
-	if neg || len(states) == 0 {
-		ts.Fatalf("usage: kill-server (with an open vault)")
+	sig := syscall.SIGKILL
+	if len(args) == 1 && args[0] == "-TERM" {
+		sig, args = syscall.SIGTERM, nil
+	}
+	if neg || len(args) != 0 || len(states) == 0 {
+		ts.Fatalf("usage: kill-server [-TERM] (with an open vault)")
 	}
 	for _, st := range states {
-		ts.Check(syscall.Kill(st.PID, syscall.SIGKILL))
-		for deadline := time.Now().Add(10 * time.Second); st.Alive(); {
+		ts.Check(syscall.Kill(st.PID, sig))
+		for deadline := time.Now().Add(30 * time.Second); st.Alive(); {
 			if time.Now().After(deadline) {
-				ts.Fatalf("server %d survived SIGKILL", st.PID)
+				ts.Fatalf("server %d survived %v", st.PID, sig)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
