@@ -3,6 +3,7 @@
 package cipher
 
 import (
+	"slices"
 	"testing"
 
 	xcpu "golang.org/x/sys/cpu"
@@ -24,5 +25,8 @@ func TestCPUDetection(t *testing.T) {
 		if cpu.vaesAVX2 != want {
 			t.Errorf("VAES+AVX2 detected %v, x/sys/cpu says %v", cpu.vaesAVX2, want)
 		}
+	}
+	if slices.Contains(Implementations(), "aesni") != cpu.aesni {
+		t.Errorf("implementations %v do not match the detected features %+v", Implementations(), cpu)
 	}
 }
