@@ -2,11 +2,11 @@
 
 package cipher
 
-// The assembly implementations, registered fastest first. They keep their round
+// The assembly implementations, registered fastest first. Both keep their round
 // keys only in the caller's state memory (keys_amd64.go).
 
 func init() {
-	implementations = append([]*implementation{aesniImpl}, implementations...)
+	implementations = append([]*implementation{vaesAVX2Impl, aesniImpl}, implementations...)
 }
 
 var aesniImpl = &implementation{
@@ -15,6 +15,14 @@ var aesniImpl = &implementation{
 	setup:     setupSchedule,
 	encrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(encryptAESNI, b, dst, src, ss, n) },
 	decrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(decryptAESNI, b, dst, src, ss, n) },
+}
+
+var vaesAVX2Impl = &implementation{
+	name:      "vaes-avx2",
+	available: func() bool { return cpu.vaesAVX2 },
+	setup:     setupSchedule,
+	encrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(encryptVAESAVX2, b, dst, src, ss, n) },
+	decrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(decryptVAESAVX2, b, dst, src, ss, n) },
 }
 
 func setupSchedule(key, state []byte) (blockCiphers, error) {
@@ -48,3 +56,9 @@ func encryptAESNI(ks *schedule, dst, src *byte, sectorSize, sectors int, sector 
 
 //go:noescape
 func decryptAESNI(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
+
+//go:noescape
+func encryptVAESAVX2(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
+
+//go:noescape
+func decryptVAESAVX2(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
