@@ -42,6 +42,12 @@ const maxCallBytes = 256 << 10
 
 func run(f xtsFunc, b blockCiphers, dst, src []byte, sectorSize int, sector uint64) {
 	ks := b.(*schedule)
+	if len(src) <= maxCallBytes { // the common case, kept free of chunking arithmetic
+		if len(src) > 0 {
+			f(ks, &dst[0], &src[0], sectorSize, len(src)/sectorSize, sector)
+		}
+		return
+	}
 	per := max(1, maxCallBytes/sectorSize)
 	for len(src) > 0 {
 		n := min(len(src)/sectorSize, per)

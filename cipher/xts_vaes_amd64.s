@@ -61,10 +61,9 @@ GLOBL gf128<>(SB), RODATA|NOPTR, $16
 	VPXOR      tmp1, dst, dst            \
 	VPXOR      tmp2, dst, dst
 
-// FIRSTTWEAKS sets Y6-Y9 to the first eight tweaks of the sector whose first
-// tweak is at (R11).
+// FIRSTTWEAKS sets Y6-Y9 to the first eight tweaks of a sector from its first
+// tweak in X6 (upper lane zero).
 #define FIRSTTWEAKS                      \
-	VMOVDQU     (R11), X6                \
 	VPSHUFD     $0x13, X6, X5            \
 	VPADDQ      X6, X6, X4               \
 	VPSRAD      $31, X5, X5              \
@@ -214,7 +213,9 @@ GLOBL gf128<>(SB), RODATA|NOPTR, $16
 	VMOVDQU Y2, 64(SP)            \
 	VMOVDQU Y3, 96(SP)
 
-// TWEAKS1 stores the first tweak of sector R8 in the frame.
+// TWEAKS1 sets X6 to the first tweak of sector R8; it stays in the register
+// (no store and reload through the frame: this is the latency of a one-sector
+// call).
 #define TWEAKS1                         \
 	VMOVQ       R8, X0              \
 	VPXOR       0(R12), X0, X0      \
@@ -231,8 +232,7 @@ GLOBL gf128<>(SB), RODATA|NOPTR, $16
 	VAESENC     176(R12), X0, X0    \
 	VAESENC     192(R12), X0, X0    \
 	VAESENC     208(R12), X0, X0    \
-	VAESENCLAST 224(R12), X0, X0    \
-	VMOVDQU     X0, 0(SP)
+	VAESENCLAST 224(R12), X0, X6
 
 // XTSBODY processes the sectors; DI and R12 are set by the caller.
 #define XTSBODY(AESOP, AESLAST)         \
@@ -256,9 +256,12 @@ one:                                    \
 	TWEAKS1                         \
 	INCQ R8                         \
 	MOVQ $1, R10                    \
+	JMP  haveTweak                  \
 firstSector:                            \
 	LEAQ 0(SP), R11                 \
 sector:                                 \
+	VMOVDQU (R11), X6               \
+haveTweak:                              \
 	FIRSTTWEAKS                     \
 	MOVQ  CX, R9                    \
 	CMPQ  R9, $128                  \
