@@ -461,3 +461,23 @@ func BenchmarkXTS(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkXTSRequest measures what a call costs by its shape: no sectors (the
+// Go-side checks and dispatch), one small sector (mostly the latency of encrypting
+// its tweak), one sector, and many sectors in one call (docs/PERFORMANCE.md).
+func BenchmarkXTSRequest(b *testing.B) {
+	for _, impl := range Implementations() {
+		for _, c := range []struct{ sectorSize, bytes int }{
+			{512, 0}, {16, 16}, {512, 512}, {512, 128 << 10}, {4096, 4096}, {4096, 128 << 10},
+		} {
+			b.Run(fmt.Sprintf("%s/sector=%d/bytes=%d", impl, c.sectorSize, c.bytes), func(b *testing.B) {
+				x := newCipher(b, impl, randomKey(b), c.sectorSize)
+				buf := make([]byte, c.bytes)
+				b.SetBytes(int64(c.bytes))
+				for i := 0; b.Loop(); i++ {
+					x.Encrypt(buf, buf, uint64(i))
+				}
+			})
+		}
+	}
+}
