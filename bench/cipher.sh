@@ -11,6 +11,7 @@
 #
 # Usage: bench/cipher.sh            ROUNDS=3 BENCHTIME=1s by default
 # Needs: go, openssl, awk; ../shared/bench/peers.sh (PEERS=path to override).
+# Also prints the core clock and AES instruction rate (bench/aesrate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-../shared/bench/peers.sh}
@@ -43,6 +44,8 @@ done >"$tmp/samples"
 
 echo "machine:$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2), $(nproc) CPUs;" \
 	"$(go env GOVERSION); $(openssl version | cut -d' ' -f1-2)"
+# The ceiling: core clock and AES issue rate, to turn MiB/s into cycles per block.
+go run ./bench/aesrate || true
 
 # Best figure per name and sector, then one line per operation and sector size;
 # columns in the order the benchmarks ran (fastest implementation first).
