@@ -12,7 +12,13 @@
 // blocks changed between them.
 //
 // Round keys are expanded into memory the caller provides (see New), so that the
-// caller can keep them in locked memory and own their wiping.
+// caller can keep them in locked memory and own their wiping. On amd64 the
+// assembly implementations ("vaes-avx2": 256-bit VAES with AVX2 and VPCLMULQDQ;
+// "aesni": AES-NI) hold the round keys only there and read them from it on every
+// call. The portable implementation ("generic", used on other architectures, on
+// CPUs without AES-NI and with the purego build tag) goes through crypto/aes, which
+// keeps its own copy on the Go heap. New picks the fastest one the CPU supports;
+// all give identical output.
 //
 // Misuse by the caller (a buffer that is not a whole number of sectors, dst and src
 // overlapping other than exactly) panics with a "cryptvol/cipher:" prefix; no input

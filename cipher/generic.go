@@ -8,11 +8,12 @@ import (
 
 // genericImpl is the portable implementation, one AES block at a time through
 // crypto/aes. It is the reference the fast paths are tested against besides
-// golang.org/x/crypto/xts, and the only path on other architectures and with the
-// purego build tag.
+// golang.org/x/crypto/xts, and the only path on other architectures, on amd64 CPUs
+// without AES-NI, and with the purego build tag.
 //
 // Limitation: crypto/aes keeps its round keys in Go heap memory, which cryptvol
-// cannot lock or wipe; the state memory is unused here (see SECURITY.md).
+// cannot lock or wipe; the state memory is unused here (see SECURITY.md). The
+// amd64 assembly paths keep them in state only (keys_amd64.go).
 var genericImpl = &implementation{
 	name:      "generic",
 	available: func() bool { return true },

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -137,7 +138,9 @@ func checkAgainstReference(t testing.TB, impl string, key, data []byte, sectorSi
 func TestDifferential(t *testing.T) {
 	forEachImpl(t, func(t *testing.T, impl string) {
 		rng := mrand.New(mrand.NewPCG(1, 2))
-		for _, sectorSize := range []int{16, 32, 48, 512, 4096} {
+		// 16…144 and 240 leave every remainder of 0…7 blocks after the
+		// eight-block loops of the assembly paths.
+		for _, sectorSize := range []int{16, 32, 48, 64, 80, 96, 112, 128, 144, 240, 512, 4096} {
 			for _, sectors := range []int{0, 1, 2, 3, 7, 8, 9, 16, 33} {
 				for range 4 {
 					key := randomKey(t)
@@ -174,6 +177,175 @@ func TestMultiSectorEqualsSingle(t *testing.T) {
 					t.Fatalf("sector %d of a multi-sector call differs from a single-sector call", i)
 				}
 			}
+		}
+	})
+}
+
+// TestBlockCipherMatchesCryptoAES checks each implementation's AES-256 (its key
+// expansion and its encryption and decryption round keys) against crypto/aes one
+// block at a time. With 16-byte sectors XTS is C = E1(P ^ T) ^ T with T the
+// encrypted sector number, so feeding P = X ^ T exposes E1(X), and likewise D1(X).
+// The first key is the AES-256 example of FIPS-197 Appendix C.3.
+func TestBlockCipherMatchesCryptoAES(t *testing.T) {
+	fipsKey := unhex(t, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"+
+		"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")
+	fipsPlain := unhex(t, "00112233445566778899aabbccddeeff")
+	fipsCipher := unhex(t, "8ea2b7ca516745bfeafc49904b496089")
+	forEachImpl(t, func(t *testing.T, impl string) {
+		keys := [][]byte{fipsKey}
+		for range 16 {
+			keys = append(keys, randomKey(t))
+		}
+		const n = 19 // sectors per call: a batch of eight tweaks and single ones
+		for i, key := range keys {
+			x := newCipher(t, impl, key, BlockSize)
+			data, _ := aes.NewCipher(key[:32])
+			tweak, _ := aes.NewCipher(key[32:])
+			first := mrand.Uint64()
+			if i == 0 {
+				first = ^uint64(0) - n + 1 // also: the last sector numbers
+			}
+			tweaks := make([]byte, n*BlockSize)
+			for j := range n {
+				binary.LittleEndian.PutUint64(tweaks[j*BlockSize:], first+uint64(j))
+				tweak.Encrypt(tweaks[j*BlockSize:], tweaks[j*BlockSize:])
+			}
+			blocks := make([]byte, n*BlockSize)
+			rand.Read(blocks)
+			if i == 0 {
+				copy(blocks, fipsPlain)
+			}
+			for _, decrypt := range []bool{false, true} {
+				in := make([]byte, len(blocks))
+				xorBytes(in, blocks, tweaks)
+				got := make([]byte, len(blocks))
+				if decrypt {
+					x.Decrypt(got, in, first)
+				} else {
+					x.Encrypt(got, in, first)
+				}
+				xorBytes(got, got, tweaks)
+				for j := 0; j < len(blocks); j += BlockSize {
+					want := make([]byte, BlockSize)
+					if decrypt {
+						data.Decrypt(want, blocks[j:])
+					} else {
+						data.Encrypt(want, blocks[j:])
+					}
+					if !bytes.Equal(got[j:j+BlockSize], want) {
+						t.Fatalf("key %d block %d decrypt=%v: %x, crypto/aes gives %x", i, j/BlockSize, decrypt, got[j:j+BlockSize], want)
+					}
+				}
+				if i == 0 && !decrypt && !bytes.Equal(got[:BlockSize], fipsCipher) {
+					t.Fatalf("FIPS-197 C.3: got %x, want %x", got[:BlockSize], fipsCipher)
+				}
+			}
+		}
+	})
+}
+
+func xorBytes(dst, a, b []byte) {
+	for i := range dst {
+		dst[i] = a[i] ^ b[i]
+	}
+}
+
+// TestOddAlignment runs every implementation with its state, source and
+// destination at offsets that are not multiples of 16 (the state comes from the
+// caller's locked memory, buffers from wherever a request lands), and checks that
+// New writes nothing outside state.
+func TestOddAlignment(t *testing.T) {
+	const guard = 0xa5
+	forEachImpl(t, func(t *testing.T, impl string) {
+		key := randomKey(t)
+		for _, off := range []int{0, 1, 3, 8, 15, 33} {
+			for _, ss := range []int{16, 48, 512, 4096} {
+				mem := bytes.Repeat([]byte{guard}, StateSize+128)
+				x, err := NewWith(impl, key, mem[off:off+StateSize], ss)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, b := range mem {
+					if b != guard && (i < off || i >= off+StateSize) {
+						t.Fatalf("state offset %d: byte %d outside state was written", off, i-off)
+					}
+				}
+				n := 11 * ss
+				src := make([]byte, n+64)[off : off+n]
+				rand.Read(src)
+				sector := mrand.Uint64() >> 1
+				for _, decrypt := range []bool{false, true} {
+					want := reference(t, key, src, ss, sector, decrypt)
+					op := x.Encrypt
+					if decrypt {
+						op = x.Decrypt
+					}
+					dst := make([]byte, n+64)[(off*5+1)%64:][:n]
+					op(dst, src, sector)
+					if !bytes.Equal(dst, want) {
+						t.Fatalf("offset %d sector size %d decrypt=%v: out of place differs from x/crypto/xts", off, ss, decrypt)
+					}
+					inPlace := make([]byte, n+64)[off : off+n]
+					copy(inPlace, src)
+					op(inPlace, inPlace, sector)
+					if !bytes.Equal(inPlace, want) {
+						t.Fatalf("offset %d sector size %d decrypt=%v: in place differs from x/crypto/xts", off, ss, decrypt)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestLargeBuffer checks 1 MiB requests, which the assembly paths split into
+// several calls, against x/crypto/xts.
+func TestLargeBuffer(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, impl string) {
+		data := make([]byte, 1<<20)
+		rand.Read(data)
+		for _, ss := range []int{512, 4096} {
+			checkAgainstReference(t, impl, randomKey(t), data, ss, mrand.Uint64()>>1)
+		}
+	})
+}
+
+// TestKeysLiveInState checks that the assembly paths read their round keys from
+// the caller's state on every call, rather than from a copy elsewhere: wiping state
+// after New must change the output, and restoring it must restore the output.
+func TestKeysLiveInState(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, impl string) {
+		if impl == "generic" {
+			t.Skip("generic keeps its round keys in crypto/aes (see generic.go)")
+		}
+		state := make([]byte, StateSize)
+		x, err := NewWith(impl, randomKey(t), state, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 45 round keys of 16 bytes; about 1 byte in 256 of them is zero.
+		if nonzero := StateSize - bytes.Count(state, []byte{0}); nonzero < 45*16*9/10 {
+			t.Fatalf("New wrote only %d nonzero state bytes", nonzero)
+		}
+		src := make([]byte, 8*512)
+		rand.Read(src)
+		before := make([]byte, len(src))
+		x.Encrypt(before, src, 7)
+		saved := bytes.Clone(state)
+		clear(state)
+		for _, op := range []func(dst, src []byte, sector uint64){x.Encrypt, x.Decrypt} {
+			after := make([]byte, len(src))
+			op(after, src, 7)
+			for i := 0; i < len(src); i += 512 {
+				if bytes.Equal(after[i:i+512], before[i:i+512]) {
+					t.Fatalf("sector %d unchanged after wiping state", i/512)
+				}
+			}
+		}
+		copy(state, saved)
+		again := make([]byte, len(src))
+		x.Encrypt(again, src, 7)
+		if !bytes.Equal(again, before) {
+			t.Fatal("restoring state did not restore the output")
 		}
 	})
 }
@@ -233,7 +405,8 @@ func FuzzDifferential(f *testing.F) {
 			return
 		}
 		key = key[:KeySize]
-		sectorSize := []int{16, 512, 4096, 32}[sizeSel%4]
+		sizes := []int{16, 512, 4096, 32, 48, 64, 80, 96, 112, 128, 144, 240}
+		sectorSize := sizes[int(sizeSel)%len(sizes)]
 		n := int(count % 20)
 		if sector+uint64(n) < sector {
 			return
@@ -270,12 +443,41 @@ func BenchmarkXTS(b *testing.B) {
 			}
 		}
 	}
-	b.Run("x-crypto-xts/encrypt/4096", func(b *testing.B) {
-		c, _ := xts.NewCipher(aes.NewCipher, randomKey(b))
-		buf := make([]byte, 4096)
-		b.SetBytes(4096)
-		for i := 0; b.Loop(); i++ {
-			c.Encrypt(buf, buf, uint64(i))
+	// The baseline cryptvol replaced, one sector per call as its API takes them.
+	for _, size := range []int{512, 4096} {
+		for _, op := range []string{"encrypt", "decrypt"} {
+			b.Run(fmt.Sprintf("x-crypto-xts/%s/%d", op, size), func(b *testing.B) {
+				c, _ := xts.NewCipher(aes.NewCipher, randomKey(b))
+				buf := make([]byte, size)
+				f := c.Encrypt
+				if op == "decrypt" {
+					f = c.Decrypt
+				}
+				b.SetBytes(int64(size))
+				for i := 0; b.Loop(); i++ {
+					f(buf, buf, uint64(i))
+				}
+			})
 		}
-	})
+	}
+}
+
+// BenchmarkXTSRequest measures what a call costs by its shape: no sectors (the
+// Go-side checks and dispatch), one small sector (mostly the latency of encrypting
+// its tweak), one sector, and many sectors in one call (docs/PERFORMANCE.md).
+func BenchmarkXTSRequest(b *testing.B) {
+	for _, impl := range Implementations() {
+		for _, c := range []struct{ sectorSize, bytes int }{
+			{512, 0}, {16, 16}, {512, 512}, {512, 128 << 10}, {4096, 4096}, {4096, 128 << 10},
+		} {
+			b.Run(fmt.Sprintf("%s/sector=%d/bytes=%d", impl, c.sectorSize, c.bytes), func(b *testing.B) {
+				x := newCipher(b, impl, randomKey(b), c.sectorSize)
+				buf := make([]byte, c.bytes)
+				b.SetBytes(int64(c.bytes))
+				for i := 0; b.Loop(); i++ {
+					x.Encrypt(buf, buf, uint64(i))
+				}
+			})
+		}
+	}
 }
