@@ -8,8 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 type goldenVault struct {
@@ -17,7 +20,8 @@ type goldenVault struct {
 	UUID        string            `json:"uuid"`
 	SectorSize  int               `json:"sector_size"`
 	DataSize    int64             `json:"data_size"`
-	Passphrases map[string]string `json:"passphrases"`
+	Passphrases map[string]string   `json:"passphrases"`
+	Keyfiles    map[string][]string `json:"keyfiles"`
 	SHA256      string            `json:"plaintext_sha256"`
 }
 
@@ -49,8 +53,22 @@ func TestGoldenVaults(t *testing.T) {
 				int64(info.Header.DataSize) != g.DataSize || info.Primary.Problem != "" || info.Backup.Problem != "" {
 				t.Fatalf("header %+v does not match the manifest %+v", info, g)
 			}
-			for slot, pass := range g.Passphrases {
+			for slot, passphrase := range g.Passphrases {
 				want, _ := strconv.Atoi(slot)
+				var digests [][32]byte
+				for _, k := range g.Keyfiles[slot] {
+					b, _ := hex.DecodeString(k)
+					digests = append(digests, sha256.Sum256(b))
+				}
+				slices.Reverse(digests) // any order opens
+				secret, err := kdf.Secret([]byte(passphrase), digests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pass := string(secret)
+				if len(digests) > 0 && opens(t, path, passphrase) {
+					t.Fatalf("slot %s opens without its keyfiles", slot)
+				}
 				vol, err := Open(path, []byte(pass), &OpenOptions{ReadOnly: true})
 				if err != nil {
 					t.Fatalf("slot %s: %v", slot, err)

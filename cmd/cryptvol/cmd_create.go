@@ -17,7 +17,7 @@ func newCreateCommand(u *ui) *cobra.Command {
 		sectorSize             int
 		force                  bool
 		kf                     kdfFlags
-		pf                     passphraseFlags
+		pf                     secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "create FILE --size SIZE",
@@ -69,7 +69,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if err != nil {
 				return err
 			}
-			pass, err := u.readNewPassphrase(pf.file, "Enter a passphrase for the new vault "+path+": ")
+			pass, err := u.newSecret(pf.file, pf.keyfiles, "Enter a passphrase for the new vault "+path)
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&filesystem, "filesystem", "ext4", "filesystem to make inside: ext4, xfs, btrfs, vfat or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	kf.register(c)
-	fl.StringVar(&pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	pf.register(c, false)
 	return c
 }
 

@@ -75,7 +75,7 @@ func newHeaderRestoreCommand(u *ui) *cobra.Command {
 	var (
 		yes  bool
 		slot int
-		pf   passphraseFlags
+		pf   secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "restore FILE BACKUP",
@@ -99,7 +99,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 					return errors.New("not confirmed: nothing was changed")
 				}
 			}
-			pass, err := u.readPassphrase(pf.file, "Enter a passphrase of the backup "+args[1]+": ")
+			pass, err := u.secret(&pf, "the header backup "+args[1])
 			if err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 	}
 	c.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	c.Flags().IntVar(&slot, "slot", -1, "try only this keyslot of the backup")
-	addPassphraseFlags(c, &pf, false)
+	pf.register(c, false)
 	return c
 }
 
@@ -146,7 +146,7 @@ func (e *damagedBackup) Error() string {
 func (e *damagedBackup) Is(target error) bool { return target == container.ErrDamaged }
 
 func newHeaderRepairCommand(u *ui) *cobra.Command {
-	var pf passphraseFlags
+	var pf secretFlags
 	c := &cobra.Command{
 		Use:   "repair FILE",
 		Short: "Repair a damaged or stale header copy from the other one",
@@ -156,7 +156,7 @@ vault does the same on the way; this does only that.`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			var notes []string
-			pass, err := u.readPassphrase(pf.file, "Enter passphrase for "+args[0]+": ")
+			pass, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
@@ -176,6 +176,6 @@ vault does the same on the way; this does only that.`,
 			return nil
 		},
 	}
-	addPassphraseFlags(c, &pf, false)
+	pf.register(c, false)
 	return c
 }

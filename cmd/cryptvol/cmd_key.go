@@ -18,7 +18,7 @@ func newKeyAddCommand(u *ui) *cobra.Command {
 	var (
 		slot int
 		kf   kdfFlags
-		pf   passphraseFlags
+		pf   secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "add FILE",
@@ -34,12 +34,12 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 			if err != nil {
 				return err
 			}
-			v, err := u.unlock(args[0], pf.file, nil, false)
+			v, err := u.unlock(args[0], &pf, nil, false)
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			pass, err := u.readNewPassphrase(pf.newFile, "Enter the new passphrase for "+args[0]+": ")
+			pass, err := u.newSecret(pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}
@@ -53,7 +53,7 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 		},
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "use this free keyslot (default: the lowest free one)")
-	addPassphraseFlags(c, &pf, true)
+	pf.register(c, true)
 	kf.register(c)
 	return c
 }
@@ -61,7 +61,7 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 func newKeyRemoveCommand(u *ui) *cobra.Command {
 	var (
 		slot int
-		pf   passphraseFlags
+		pf   secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "remove FILE --slot N",
@@ -76,7 +76,7 @@ A header backup taken earlier still holds the removed keyslot.`,
 			if !c.Flags().Changed("slot") {
 				return &usageError{"--slot is required (see `cryptvol info FILE` for the active keyslots)"}
 			}
-			v, err := u.unlock(args[0], pf.file, nil, false)
+			v, err := u.unlock(args[0], &pf, nil, false)
 			if err != nil {
 				return err
 			}
@@ -89,6 +89,6 @@ A header backup taken earlier still holds the removed keyslot.`,
 		},
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "the keyslot to remove (required)")
-	addPassphraseFlags(c, &pf, false)
+	pf.register(c, false)
 	return c
 }

@@ -25,7 +25,7 @@ type openFlags struct {
 	noMount      bool
 	mountOptions string
 	allowDiscard bool
-	pf           passphraseFlags
+	pf           secretFlags
 }
 
 func newOpenCommand(u *ui) *cobra.Command {
@@ -78,12 +78,12 @@ is right (0) or not (3).`,
 	f.BoolVar(&o.noMount, "no-mount", false, "only make the block device; do not mount")
 	f.StringVar(&o.mountOptions, "mount-options", "", "filesystem mount options, comma-separated (e.g. noatime)")
 	f.BoolVar(&o.allowDiscard, "allow-discard", false, "pass TRIM through to the vault file (reveals which sectors are free; see SECURITY.md)")
-	f.StringVar(&o.pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	o.pf.register(c, false)
 	return c
 }
 
 func testPassphrase(u *ui, path string, o *openFlags) error {
-	v, err := u.unlock(path, o.pf.file, slotList(o.slot), true)
+	v, err := u.unlock(path, &o.pf, slotList(o.slot), true)
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
 		}
 	}
-	v, err := u.unlock(abs, o.pf.file, slotList(o.slot), o.readOnly)
+	v, err := u.unlock(abs, &o.pf, slotList(o.slot), o.readOnly)
 	if err != nil {
 		return err
 	}

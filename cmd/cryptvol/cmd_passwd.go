@@ -8,7 +8,7 @@ func newPasswdCommand(u *ui) *cobra.Command {
 	var (
 		slot int
 		kf   kdfFlags
-		pf   passphraseFlags
+		pf   secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "passwd FILE",
@@ -29,12 +29,12 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 			if err != nil {
 				return err
 			}
-			v, err := u.unlock(args[0], pf.file, slotList(slot), false)
+			v, err := u.unlock(args[0], &pf, slotList(slot), false)
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			pass, err := u.readNewPassphrase(pf.newFile, "Enter the new passphrase for "+args[0]+": ")
+			pass, err := u.newSecret(pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}
@@ -47,14 +47,7 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 		},
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "change this keyslot (its current passphrase is asked)")
-	addPassphraseFlags(c, &pf, true)
+	pf.register(c, true)
 	kf.register(c)
 	return c
-}
-
-func addPassphraseFlags(c *cobra.Command, pf *passphraseFlags, withNew bool) {
-	c.Flags().StringVar(&pf.file, "passphrase-file", "", "read the current passphrase from the first line of this file (- for standard input)")
-	if withNew {
-		c.Flags().StringVar(&pf.newFile, "new-passphrase-file", "", "read the new passphrase from the first line of this file (- for standard input)")
-	}
 }

@@ -21,7 +21,7 @@ func newServeCommand(u *ui) *cobra.Command {
 		readOnly     bool
 		allowDiscard bool
 		slot         int
-		pf           passphraseFlags
+		pf           secretFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve FILE --listen unix:PATH|tcp:HOST:PORT",
@@ -46,7 +46,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 			if _, err := container.Inspect(args[0]); err != nil {
 				return err
 			}
-			pass, err := u.readPassphrase(pf.file, "Enter passphrase for "+args[0]+": ")
+			pass, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 	f.BoolVar(&readOnly, "read-only", false, "serve read-only")
 	f.BoolVar(&allowDiscard, "allow-discard", false, "honour TRIM by punching holes in the vault (reveals which sectors are free; see SECURITY.md)")
 	f.IntVar(&slot, "slot", -1, "try only this keyslot")
-	f.StringVar(&pf.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	pf.register(c, false)
 	return c
 }
 

@@ -65,7 +65,7 @@ var errInterrupted = errors.New("interrupted")
 func defaultHint(err error) string {
 	switch {
 	case errors.Is(err, container.ErrWrongPassphrase):
-		return "passphrases are case-sensitive; `cryptvol info FILE` lists the active keyslots"
+		return "passphrases are case-sensitive, and a keyslot made with keyfiles needs every one of them (in any order); `cryptvol info FILE` lists the active keyslots"
 	case errors.Is(err, container.ErrDamaged):
 		return "if you have a header backup: cryptvol header restore FILE BACKUP"
 	case errors.Is(err, container.ErrInUse):

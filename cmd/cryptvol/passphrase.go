@@ -11,23 +11,106 @@ import (
 	"syscall"
 
 	"github.com/awnumar/memguard"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 // maxPassphrase bounds what is read from a passphrase file or stdin.
 const maxPassphrase = 64 << 10
 
-// passphraseFlags are the sources every passphrase-taking command accepts.
-type passphraseFlags struct {
-	file    string // --passphrase-file: "" = terminal, "-" = stdin
-	newFile string // --new-passphrase-file
+// secretFlags are how a user presents a secret (docs/FORMAT.md §4.1): a
+// passphrase, from the terminal or a file, and keyfiles; and, for commands
+// that set a new one, the new passphrase and keyfiles.
+type secretFlags struct {
+	file        string // --passphrase-file: "" = terminal, "-" = stdin
+	keyfiles    []string
+	newFile     string // --new-passphrase-file
+	newKeyfiles []string
 }
 
-func (p *passphraseFlags) check() error {
+// register adds the flags: the current secret, and with withNew the new one.
+func (p *secretFlags) register(c *cobra.Command, withNew bool) {
+	c.Flags().StringVar(&p.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
+	c.Flags().StringArrayVar(&p.keyfiles, "keyfile", nil, "a keyfile, in addition to the passphrase (repeat for several; any order)")
+	if withNew {
+		c.Flags().StringVar(&p.newFile, "new-passphrase-file", "", "read the new passphrase from the first line of this file (- for standard input)")
+		c.Flags().StringArrayVar(&p.newKeyfiles, "new-keyfile", nil, "a keyfile for the new keyslot (repeat for several)")
+	}
+}
+
+func (p *secretFlags) check() error {
 	if p.file == "-" && p.newFile == "-" {
 		return &usageError{"--passphrase-file and --new-passphrase-file cannot both read standard input"}
 	}
 	return nil
+}
+
+// secret reads what unlocks path: the passphrase (empty allowed: a slot may be
+// keyfile-only) combined with the keyfiles. The caller wipes it.
+func (u *ui) secret(p *secretFlags, what string) ([]byte, error) {
+	prompt := "Enter passphrase for " + what + ": "
+	if len(p.keyfiles) > 0 {
+		prompt = "Enter passphrase for " + what + " (empty if none): "
+	}
+	digests, err := keyfileDigests(p.keyfiles)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := u.readPassphrase(p.file, prompt)
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(pass)
+	return kdf.Secret(pass, digests)
+}
+
+// newSecret reads a new secret: a passphrase (from file, or typed twice after
+// prompt) and keyfiles. An empty passphrase is allowed only with keyfiles.
+func (u *ui) newSecret(file string, keyfiles []string, prompt string) ([]byte, error) {
+	digests, err := keyfileDigests(keyfiles)
+	if err != nil {
+		return nil, err
+	}
+	if len(keyfiles) > 0 {
+		prompt += " (empty for the keyfiles alone)"
+	}
+	prompt += ": "
+	pass, err := u.readNewPassphrase(file, prompt, len(keyfiles) > 0)
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(pass)
+	return kdf.Secret(pass, digests)
+}
+
+// keyfileDigests hashes each keyfile (docs/FORMAT.md §4.1).
+func keyfileDigests(paths []string) ([][32]byte, error) {
+	if len(paths) > kdf.MaxKeyfiles {
+		return nil, &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(paths), kdf.MaxKeyfiles)}
+	}
+	var ds [][32]byte
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, withHint(fmt.Errorf("keyfile: %w", err), "check the path; the keyfile must be the very same file as when the keyslot was made")
+		}
+		st, err := f.Stat()
+		if err == nil && st.IsDir() {
+			err = errors.New("is a directory")
+		}
+		var d [32]byte
+		if err == nil {
+			d, err = kdf.KeyfileDigest(f)
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("keyfile %s: %w", p, err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
 }
 
 // wipe overwrites a passphrase once it is no longer needed.
@@ -43,8 +126,8 @@ func (u *ui) readPassphrase(file, prompt string) ([]byte, error) {
 }
 
 // readNewPassphrase reads a new passphrase: from file, or from the terminal
-// twice (the two must match). An empty passphrase is refused.
-func (u *ui) readNewPassphrase(file, prompt string) ([]byte, error) {
+// twice (the two must match). An empty one is refused unless allowEmpty.
+func (u *ui) readNewPassphrase(file, prompt string, allowEmpty bool) ([]byte, error) {
 	const repeat = "Repeat the passphrase: "
 	var p []byte
 	var err error
@@ -61,8 +144,8 @@ func (u *ui) readNewPassphrase(file, prompt string) ([]byte, error) {
 			wipe(again)
 		}
 	}
-	if err == nil && len(p) == 0 {
-		err = errors.New("the new passphrase is empty")
+	if err == nil && len(p) == 0 && !allowEmpty {
+		err = withHint(errors.New("the new passphrase is empty"), "choose a passphrase, or give --keyfile for a keyfile-only keyslot")
 	}
 	if err != nil {
 		wipe(p)

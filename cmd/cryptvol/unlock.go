@@ -10,11 +10,11 @@ import (
 // unlock asks for the passphrase of path and unlocks it, tolerating a vault
 // file the user may only read when readOnlyOK (then nothing is repaired).
 // Repair notices become warnings.
-func (u *ui) unlock(path, passFile string, slots []int, readOnlyOK bool) (*container.Vault, error) {
+func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) (*container.Vault, error) {
 	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
 		return nil, err
 	}
-	pass, err := u.readPassphrase(passFile, "Enter passphrase for "+path+": ")
+	pass, err := u.secret(pf, path)
 	if err != nil {
 		return nil, err
 	}

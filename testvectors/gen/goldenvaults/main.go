@@ -34,6 +34,9 @@ type Vault struct {
 	SectorSize  uint32            `json:"sector_size"`
 	DataSize    uint64            `json:"data_size"`
 	Passphrases map[string]string `json:"passphrases"` // slot number -> passphrase
+	// Keyfiles holds, for the slots that need them, the contents of each
+	// keyfile (hex), in the order they were given (docs/FORMAT.md §4.1).
+	Keyfiles map[string][]string `json:"keyfiles,omitempty"`
 	Content     string            `json:"content"`
 	SHA256      string            `json:"plaintext_sha256"`
 }
@@ -41,6 +44,7 @@ type Vault struct {
 type slotSpec struct {
 	slot       int
 	passphrase string
+	keyfiles   []string // contents
 	params     kdf.Params
 	aead       header.AEAD
 }
@@ -55,11 +59,16 @@ func main() {
 		slots      []slotSpec
 	}{
 		{"v1-4096.cv.gz", "sector size 4096, one xchacha20-poly1305 slot", 4096, 8192,
-			[]slotSpec{{0, "golden passphrase one", kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.XChaCha20Poly1305}}},
+			[]slotSpec{{0, "golden passphrase one", nil, kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.XChaCha20Poly1305}}},
 		{"v1-512-two-slots.cv.gz", "sector size 512, slot 0 aes-256-gcm, slot 3 xchacha20-poly1305 with p=2 t=2", 512, 4096,
 			[]slotSpec{
-				{0, "gcm slot passphrase", kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.AESGCM},
-				{3, "pässphrase ünicode 🔑", kdf.Params{Memory: 8192, Iterations: 2, Threads: 2}, header.XChaCha20Poly1305},
+				{0, "gcm slot passphrase", nil, kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.AESGCM},
+				{3, "pässphrase ünicode 🔑", nil, kdf.Params{Memory: 8192, Iterations: 2, Threads: 2}, header.XChaCha20Poly1305},
+			}},
+		{"v1-4096-keyfiles.cv.gz", "sector size 4096, slot 0 passphrase and two keyfiles, slot 1 one keyfile only", 4096, 4096,
+			[]slotSpec{
+				{0, "with keyfiles", []string{"first keyfile\n", "second keyfile, binary \x00\x01\xff"}, kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.XChaCha20Poly1305},
+				{1, "", []string{"the only keyfile"}, kdf.Params{Memory: 8192, Iterations: 1, Threads: 1}, header.XChaCha20Poly1305},
 			}},
 	}
 	var manifest []Vault
@@ -115,7 +124,19 @@ func build(sectorSize uint32, dataSize uint64, slots []slotSpec) (Vault, []byte,
 		if err != nil {
 			return v, nil, err
 		}
-		kek, err := kdf.Derive([]byte(s.passphrase), slot.Salt[:], s.params)
+		var digests [][32]byte
+		for _, k := range s.keyfiles {
+			digests = append(digests, sha256.Sum256([]byte(k)))
+			if v.Keyfiles == nil {
+				v.Keyfiles = map[string][]string{}
+			}
+			v.Keyfiles[fmt.Sprint(s.slot)] = append(v.Keyfiles[fmt.Sprint(s.slot)], hex.EncodeToString([]byte(k)))
+		}
+		secret, err := kdf.Secret([]byte(s.passphrase), digests)
+		if err != nil {
+			return v, nil, err
+		}
+		kek, err := kdf.Derive(secret, slot.Salt[:], s.params)
 		if err != nil {
 			return v, nil, err
 		}
