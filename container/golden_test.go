@@ -16,13 +16,13 @@ import (
 )
 
 type goldenVault struct {
-	File        string            `json:"file"`
-	UUID        string            `json:"uuid"`
-	SectorSize  int               `json:"sector_size"`
-	DataSize    int64             `json:"data_size"`
+	File        string              `json:"file"`
+	UUID        string              `json:"uuid"`
+	SectorSize  int                 `json:"sector_size"`
+	DataSize    int64               `json:"data_size"`
 	Passphrases map[string]string   `json:"passphrases"`
 	Keyfiles    map[string][]string `json:"keyfiles"`
-	SHA256      string            `json:"plaintext_sha256"`
+	SHA256      string              `json:"plaintext_sha256"`
 }
 
 // TestGoldenVaults opens every vault made by testvectors/gen/goldenvaults (an

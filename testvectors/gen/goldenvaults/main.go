@@ -37,8 +37,8 @@ type Vault struct {
 	// Keyfiles holds, for the slots that need them, the contents of each
 	// keyfile (hex), in the order they were given (docs/FORMAT.md §4.1).
 	Keyfiles map[string][]string `json:"keyfiles,omitempty"`
-	Content     string            `json:"content"`
-	SHA256      string            `json:"plaintext_sha256"`
+	Content  string              `json:"content"`
+	SHA256   string              `json:"plaintext_sha256"`
 }
 
 type slotSpec struct {
