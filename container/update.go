@@ -109,6 +109,11 @@ func (v *Vault) commit(h *header.Header) error {
 		return err
 	}
 	defer release()
+	return v.commitLocked(h)
+}
+
+// commitLocked is commit for a caller that holds the header lock.
+func (v *Vault) commitLocked(h *header.Header) error {
 	mac := memguard.NewBuffer(header.MACKeySize)
 	if err := header.MACKey(mac.Bytes(), v.mk.Bytes(), h.UUID); err != nil {
 		mac.Destroy()

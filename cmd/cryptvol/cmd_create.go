@@ -49,14 +49,9 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if n == 0 || n%int64(sectorSize) != 0 {
 				return &usageError{fmt.Sprintf("--size %s: must be a positive multiple of the sector size (%d)", size, sectorSize)}
 			}
-			var f container.Fill
-			switch fill {
-			case "sparse":
-				f = container.FillSparse
-			case "random":
-				f = container.FillRandom
-			default:
-				return &usageError{fmt.Sprintf("--fill %q: must be sparse or random", fill)}
+			f, err := parseFill(fill)
+			if err != nil {
+				return err
 			}
 			format, err := formatter(filesystem, n)
 			if err != nil {
