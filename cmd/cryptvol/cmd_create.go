@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +17,7 @@ import (
 func newCreateCommand(u *ui) *cobra.Command {
 	var (
 		size, fill, filesystem string
+		from                   string
 		sectorSize             int
 		force                  bool
 		kf                     kdfFlags
@@ -28,26 +32,45 @@ file is SIZE + 1 MiB + 4 KiB long. You are asked for a passphrase twice.
 The file is sparse unless --fill random, which writes encrypted random data over
 the whole vault (slower, but hides how much of it is in use).
 
+With --from IMAGE the vault holds a copy of an existing raw disk image or block
+device, encrypted sector by sector; its size is the image's (rounded up to the
+sector size, padded with zeros). 'cryptvol export' does the reverse.
+
 The key derivation (Argon2id) is calibrated so that unlocking takes --kdf-time on
 this machine, with --kdf-memory of memory; or give --kdf-iterations (and
 optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 		Example: `  cryptvol create vault.cv --size 10G
-  cryptvol create vault.cv --size 512M --fill random --kdf-time 5s`,
+  cryptvol create vault.cv --size 512M --fill random --kdf-time 5s
+  cryptvol create vault.cv --from disk.img`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := args[0]
-			if size == "" {
-				return &usageError{"--size is required"}
-			}
-			n, err := parseSize(size)
-			if err != nil {
-				return &usageError{"--size: " + err.Error()}
-			}
 			if sectorSize != 512 && sectorSize != 4096 {
 				return &usageError{fmt.Sprintf("--sector-size %d: must be 4096 or 512", sectorSize)}
 			}
-			if n == 0 || n%int64(sectorSize) != 0 {
-				return &usageError{fmt.Sprintf("--size %s: must be a positive multiple of the sector size (%d)", size, sectorSize)}
+			var n int64
+			var src *os.File
+			if from != "" {
+				if c.Flags().Changed("size") || c.Flags().Changed("filesystem") || c.Flags().Changed("fill") {
+					return &usageError{"--from takes the size and the filesystem from the image: drop --size, --filesystem and --fill"}
+				}
+				var err error
+				if src, n, err = openImage(from, sectorSize); err != nil {
+					return err
+				}
+				defer src.Close()
+				filesystem = "none"
+			} else {
+				if size == "" {
+					return &usageError{"--size is required"}
+				}
+				var err error
+				if n, err = parseSize(size); err != nil {
+					return &usageError{"--size: " + err.Error()}
+				}
+				if n == 0 || n%int64(sectorSize) != 0 {
+					return &usageError{fmt.Sprintf("--size %s: must be a positive multiple of the sector size (%d)", size, sectorSize)}
+				}
 			}
 			f, err := parseFill(fill)
 			if err != nil {
@@ -56,6 +79,13 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			format, err := formatter(filesystem, n)
 			if err != nil {
 				return err
+			}
+			if src != nil {
+				format = func(vol *container.Volume) error {
+					progress, finish := u.progress("importing " + from)
+					defer finish()
+					return importFrom(c.Context(), vol, src, progress)
+				}
 			}
 			if err := checkTarget(path, force); err != nil {
 				return err
@@ -88,6 +118,9 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if filesystem != "none" {
 				u.printf("filesystem: %s\n", filesystem)
 			}
+			if src != nil {
+				u.printf("imported %s (%s)\n", from, humanBytes(n))
+			}
 			return vol.Close()
 		},
 	}
@@ -97,6 +130,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&fill, "fill", "sparse", "sparse (fast, reveals usage) or random (writes the whole vault)")
 	fl.StringVar(&filesystem, "filesystem", "ext4", "filesystem to make inside: ext4, xfs, btrfs, vfat or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
+	fl.StringVar(&from, "from", "", "make the vault hold this raw disk image or block device (its size, rounded up to the sector size)")
 	kf.register(c)
 	pf.register(c, false)
 	return c
@@ -150,6 +184,66 @@ func checkNotExists(path string) error {
 	}
 	if fileExists(path) {
 		return fmt.Errorf("%s: %w", path, container.ErrExists)
+	}
+	return nil
+}
+
+// openImage opens a raw image or block device for --from and returns its size
+// rounded up to whole sectors.
+func openImage(path string, sectorSize int) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is a directory, not a disk image", path)
+	}
+	size, err := f.Seek(0, io.SeekEnd) // also the size of a block device
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if size == 0 {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is empty", path)
+	}
+	ss := int64(sectorSize)
+	return f, (size + ss - 1) / ss * ss, nil
+}
+
+// importFrom copies src into the new volume, sector by sector; the last
+// sector is padded with zeros.
+func importFrom(ctx context.Context, vol *container.Volume, src io.Reader, progress func(done, total int64)) error {
+	buf := make([]byte, 1<<20)
+	defer clear(buf)
+	size := vol.Size()
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := buf[:min(int64(len(buf)), size-off)]
+		n, err := io.ReadFull(src, b)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			clear(b[n:]) // the padding of the last sector
+		} else if err != nil {
+			return fmt.Errorf("reading the image: %w", err)
+		}
+		if _, err := vol.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+		if progress != nil {
+			progress(off, size)
+		}
 	}
 	return nil
 }

@@ -27,9 +27,11 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":    cmdExits,
-			"patch":    cmdPatch,
-			"truncate": cmdTruncate,
+			"exits":       cmdExits,
+			"patch":       cmdPatch,
+			"truncate":    cmdTruncate,
+			"random-file": cmdRandomFile,
+			"zero-tail":   cmdZeroTail,
 		},
 	})
 }
@@ -90,4 +92,20 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.ParseInt(args[1], 0, 64)
 	ts.Check(err)
 	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
+}
+
+// zero-tail FILE FROM: every byte of FILE from offset FROM on is zero.
+func cmdZeroTail(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: zero-tail FILE FROM")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	from, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	for i := from; i < len(b); i++ {
+		if b[i] != 0 {
+			ts.Fatalf("%s: byte %d is %#x, not zero", args[0], i, b[i])
+		}
+	}
 }

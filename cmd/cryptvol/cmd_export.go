@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cryptvol/cryptvol/container"
+)
+
+func newExportCommand(u *ui) *cobra.Command {
+	var (
+		force bool
+		pf    secretFlags
+	)
+	c := &cobra.Command{
+		Use:   "export FILE OUT",
+		Short: "Write a vault's decrypted contents to a file (plaintext!)",
+		Long: `Decrypt the whole vault into OUT, a raw disk image (or - for standard output),
+the reverse of 'cryptvol create --from'. OUT is PLAINTEXT: anyone who reads it
+reads everything in the vault. It is created with mode 0600 and left sparse where
+the vault's contents are zero. The vault must not be open read-write.`,
+		Example: `  cryptvol export vault.cv disk.img
+  cryptvol export vault.cv - | ssh backup 'cat > disk.img'`,
+		Args: exactArgs(2, "a vault file and an output file (or -)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			out := args[1]
+			if out == "-" {
+				if f, ok := u.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+					return withHint(errors.New("refusing to write a disk image to the terminal"), "redirect standard output, or give a file name")
+				}
+			} else if !force && fileExists(out) {
+				return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
+			}
+			if _, err := container.Inspect(args[0]); err != nil {
+				return err
+			}
+			secret, err := u.secret(&pf, args[0])
+			if err != nil {
+				return err
+			}
+			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true,
+				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
+			wipe(secret)
+			if errors.Is(err, container.ErrInUse) {
+				err = withHint(err, "close it first: cryptvol close "+args[0])
+			}
+			if err != nil {
+				return err
+			}
+			defer vol.Close()
+			var w io.Writer = u.stdout
+			var f *os.File
+			if out != "-" {
+				f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			u.warnf("%s holds the contents of %s UNENCRYPTED: protect it, and delete it when done", out, args[0])
+			progress, finish := u.progress("exporting")
+			err = exportTo(c.Context(), vol, w, f, progress)
+			finish()
+			if err != nil {
+				if f != nil {
+					os.Remove(out)
+				}
+				return err
+			}
+			if f != nil {
+				if err := f.Sync(); err != nil {
+					return err
+				}
+				u.printf("exported %s (%s) to %s\n", args[0], humanBytes(vol.Size()), out)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")
+	pf.register(c, false)
+	return c
+}
+
+// exportTo copies the plaintext of vol to w. When w is a regular file (f),
+// chunks of zeros are skipped, leaving holes, and the file is sized at the end.
+func exportTo(ctx context.Context, vol *container.Volume, w io.Writer, f *os.File, progress func(done, total int64)) error {
+	const chunk = 1 << 20
+	buf := make([]byte, chunk)
+	defer clear(buf)
+	zero := make([]byte, chunk)
+	size := vol.Size()
+	sparse := false
+	if f != nil {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			sparse = true
+		}
+	}
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := buf[:min(chunk, size-off)]
+		if _, err := vol.ReadAt(b, off); err != nil && err != io.EOF {
+			return err
+		}
+		if sparse && bytes.Equal(b, zero[:len(b)]) {
+			if _, err := f.Seek(int64(len(b)), io.SeekCurrent); err != nil {
+				return err
+			}
+		} else if _, err := w.Write(b); err != nil {
+			return err
+		}
+		off += int64(len(b))
+		if progress != nil {
+			progress(off, size)
+		}
+	}
+	if sparse {
+		return f.Truncate(size)
+	}
+	return nil
+}
