@@ -29,6 +29,7 @@ and private FUSE mount are removed; everything it had flushed is in the file.`,
 		Example: `  cryptvol close /mnt/secret
   cryptvol close vault.cv
   cryptvol close --all`,
+		ValidArgsFunction: completeOpenVaults,
 		Args: func(c *cobra.Command, args []string) error {
 			if all {
 				return exactArgs(0, "no argument with --all")(c, args)

@@ -76,7 +76,6 @@ unsupported vault.`,
 			return c.Help()
 		},
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetOut(u.stdout)
 	root.SetErr(u.stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err.Error()} })
@@ -93,8 +92,10 @@ unsupported vault.`,
 		newCloseCommand(u),
 		newListCommand(u),
 		newServeCommand(u),
+		newManCommand(u),
 		newServerCommand(u),
 	)
+	registerCompletions(root)
 	return root
 }
 
