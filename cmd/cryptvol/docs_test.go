@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,44 @@ func TestManPagesUpToDate(t *testing.T) {
 	}
 	if stale {
 		t.Fatal("docs/man is stale: run `go run ./cmd/cryptvol man docs/man` and commit the result")
+	}
+}
+
+// TestGuideCommandsAreTested checks that every cryptvol command docs/GUIDE.md
+// shows is run by testdata/e2e/guide.txtar as written (the script may add
+// options after it, to answer prompts from files).
+func TestGuideCommandsAreTested(t *testing.T) {
+	guide, err := os.ReadFile(filepath.Join("..", "..", "docs", "GUIDE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join("testdata", "e2e", "guide.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run []string
+	for _, l := range strings.Split(string(script), "\n") {
+		l = strings.TrimSpace(l)
+		if i := strings.Index(l, "cryptvol "); i >= 0 && (strings.HasPrefix(l, "exits ") || strings.HasPrefix(l, "exec cryptvol")) {
+			run = append(run, strings.TrimSuffix(l[i:], "&serve&"))
+		}
+	}
+	n := 0
+	for _, l := range strings.Split(string(guide), "\n") {
+		cmd, ok := strings.CutPrefix(l, "$ ")
+		if !ok {
+			continue
+		}
+		cmd = strings.TrimPrefix(cmd, "sudo ")
+		if !strings.HasPrefix(cmd, "cryptvol ") {
+			continue
+		}
+		n++
+		if !slices.ContainsFunc(run, func(r string) bool { return r == cmd || strings.HasPrefix(r, cmd+" ") }) {
+			t.Errorf("docs/GUIDE.md shows %q, which testdata/e2e/guide.txtar does not run", cmd)
+		}
+	}
+	if n < 15 {
+		t.Fatalf("only %d cryptvol commands found in the guide", n)
 	}
 }
