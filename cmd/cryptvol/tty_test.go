@@ -31,22 +31,8 @@ type pty struct {
 // captured apart from it.
 func startWithTerminal(t *testing.T, dir string, args ...string) (*pty, *exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
+	master, slave := openPTY(t)
 	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer slave.Close()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(os.Args[0], args...)
@@ -303,4 +289,59 @@ func unprivilegedCopy(t *testing.T) (exe, dir string) {
 		t.Fatal(err)
 	}
 	return exe, dir
+}
+
+// TestProgressBar checks that a long operation draws a progress bar on stderr
+// when it is a terminal, and that --quiet (or a non-terminal stderr) hides it.
+func TestProgressBar(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o600)
+	runOnTerminal := func(args ...string) string {
+		master, slave := openPTY(t)
+		c := exec.Command(os.Args[0], args...)
+		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		c.Stdin, c.Stdout, c.Stderr = nil, nil, slave
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var seen bytes.Buffer
+		done := make(chan struct{})
+		go func() { io.Copy(&seen, master); close(done) }()
+		if code := waitExit(t, c); code != 0 {
+			t.Fatalf("%v exited %d: %q", args, code, seen.String())
+		}
+		master.Close()
+		<-done
+		return seen.String()
+	}
+	base := append([]string{"create", "--size", "64M", "--fill", "random", "--passphrase-file", "pw"}, tiny...)
+	out := runOnTerminal(append(base, "a.cv")...)
+	if !strings.Contains(out, "filling with random data") || !strings.Contains(out, "%") {
+		t.Fatalf("no progress bar on a terminal: %q", out)
+	}
+	if out := runOnTerminal(append(base, "--quiet", "b.cv")...); strings.Contains(out, "filling") {
+		t.Fatalf("a progress bar despite --quiet: %q", out)
+	}
+}
+
+// openPTY returns a new pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master, slave
 }
