@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type ServerConfig struct {
 	Via          string // ViaLoop or ViaNBD
 	ReadOnly     bool
 	MountOptions string
+	// VFATOptions are added to MountOptions when the filesystem is vfat,
+	// which has no file owners (e.g. uid= and gid= of the user who opened it).
+	VFATOptions  string
 	AllowDiscard bool
 	// Log receives what the server does and what goes wrong, for its log
 	// file; never secrets.
@@ -116,7 +120,11 @@ func (s *Server) start() error {
 		if err != nil {
 			return fmt.Errorf("%w (open it with --no-mount to reach the device, or create the vault with a filesystem)", err)
 		}
-		if err := Mount(s.state.Device, mp, fstype, s.cfg.ReadOnly, s.cfg.MountOptions); err != nil {
+		opts := s.cfg.MountOptions
+		if fstype == "vfat" && s.cfg.VFATOptions != "" {
+			opts = strings.Trim(opts+","+s.cfg.VFATOptions, ",")
+		}
+		if err := Mount(s.state.Device, mp, fstype, s.cfg.ReadOnly, opts); err != nil {
 			return err
 		}
 		s.cfg.Log("mounted %s (%s) on %s", s.state.Device, fstype, mp)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -116,7 +118,11 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 				path, humanBytes(n), sectorSize, container.FormatUUID(uuid))
 			u.printf("keyslot 0: %s\n", params)
 			if filesystem != "none" {
-				u.printf("filesystem: %s\n", filesystem)
+				owner := ""
+				if uid, _, ok := sudoOwner(); ok && filesystem != "vfat" {
+					owner = fmt.Sprintf(" (its root directory belongs to uid %d, who ran sudo)", uid)
+				}
+				u.printf("filesystem: %s%s\n", filesystem, owner)
 			}
 			if src != nil {
 				u.printf("imported %s (%s)\n", from, humanBytes(n))
@@ -160,13 +166,43 @@ func formatter(fs string, size int64) (func(*container.Volume) error, error) {
 	}
 	return func(vol *container.Volume) error {
 		reg := registry()
-		att, err := mount.AttachLoop(vol, mount.LoopOptions{BaseDir: reg.Dir, ID: mount.NewID("create")})
+		id := mount.NewID("create")
+		att, err := mount.AttachLoop(vol, mount.LoopOptions{BaseDir: reg.Dir, ID: id})
 		if err != nil {
 			return err
 		}
 		err = mount.Mkfs(att.DevicePath(), fs, "")
+		if err == nil {
+			err = giveToSudoUser(att.DevicePath(), fs, filepath.Join(reg.Dir, id+"-mnt"))
+		}
 		return errors.Join(err, att.Close())
 	}, nil
+}
+
+// sudoOwner returns the user who ran cryptvol through sudo, if any.
+func sudoOwner() (uid, gid int, ok bool) {
+	uid, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
+	gid, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
+	return uid, gid, err1 == nil && err2 == nil && uid != 0
+}
+
+// giveToSudoUser makes the root directory of a new filesystem belong to the
+// user who ran `sudo cryptvol create`, so that after `sudo cryptvol open` they
+// can use it without sudo (vfat has no owners: open mounts it with uid=, gid=).
+func giveToSudoUser(dev, fs, dir string) error {
+	uid, gid, ok := sudoOwner()
+	if !ok || fs == "vfat" {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	defer os.Remove(dir)
+	if err := mount.Mount(dev, dir, fs, false, ""); err != nil {
+		return err
+	}
+	err := os.Chown(dir, uid, gid)
+	return errors.Join(err, mount.Unmount(dir, false))
 }
 
 // checkTarget refuses an existing file unless forced, before any slow work.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ type openFlags struct {
 	noMount      bool
 	mountOptions string
 	allowDiscard bool
+	vfatOptions  string // extra mount options if the filesystem is vfat
 	pf           secretFlags
 }
 
@@ -172,6 +174,11 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 	defer v.Close()
 	hdr := v.Header()
 	id := mount.NewID(container.FormatUUID(hdr.UUID))
+	if uid, gid, ok := sudoOwner(); ok && mountPoint != "" && !strings.Contains(o.mountOptions, "uid=") {
+		// vfat has no owners: its files belong to whoever the mount says.
+		// The server adds these only if the filesystem turns out to be vfat.
+		o.vfatOptions = fmt.Sprintf("uid=%d,gid=%d", uid, gid)
+	}
 	st, err := startServer(reg, id, v, abs, mountPoint, via, o)
 	if err != nil {
 		return err
@@ -251,6 +258,9 @@ func startServer(reg mount.Registry, id string, v *container.Vault, file, mountP
 	}
 	if o.allowDiscard {
 		args = append(args, "--allow-discard")
+	}
+	if o.vfatOptions != "" {
+		args = append(args, "--vfat-options", o.vfatOptions)
 	}
 	cmd := &exec.Cmd{
 		Path:        exe,

@@ -43,6 +43,7 @@ func newServerCommand(u *ui) *cobra.Command {
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "")
 	f.StringVar(&cfg.MountOptions, "mount-options", "", "")
 	f.BoolVar(&cfg.AllowDiscard, "allow-discard", false, "")
+	f.StringVar(&cfg.VFATOptions, "vfat-options", "", "")
 	f.StringVar(&cfg.Registry.Dir, "registry", mount.DefaultRegistry.Dir, "")
 	return c
 }
