@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/mount"
 )
 
 // listJSON is one entry of `cryptvol list --json`; field names are stable.
@@ -17,7 +21,7 @@ type listJSON struct {
 	Via        string `json:"via"`
 	ReadOnly   bool   `json:"read_only"`
 	PID        int    `json:"pid"`
-	State      string `json:"state"` // "open", "closing" or "dead" (server gone: run close)
+	State      string `json:"state"` // "open", "closing", "dead" (server gone: run close) or "unresponsive"
 }
 
 func newListCommand(u *ui) *cobra.Command {
@@ -27,7 +31,8 @@ func newListCommand(u *ui) *cobra.Command {
 		Short: "List open vaults",
 		Long: `List every open vault: its file, block device, mount point, block path (loop or
 nbd), whether it is read-only, and the pid of its server. A vault whose server
-died shows as "dead": 'cryptvol close' cleans it up.`,
+died shows as "dead": 'cryptvol close' cleans it up. Each running server is asked
+for its state over its control socket.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			states, err := registry().List()
@@ -35,13 +40,24 @@ died shows as "dead": 'cryptvol close' cleans it up.`,
 				return err
 			}
 			entries := []listJSON{}
+			reg := registry()
 			for _, st := range states {
 				state := "open"
-				switch {
-				case !st.Alive():
+				if !st.Alive() {
 					state = "dead"
-				case st.Closing:
-					state = "closing"
+				} else {
+					// Ask the server itself: its answer is the truth.
+					ctx, cancel := context.WithTimeout(c.Context(), 3*time.Second)
+					rep, err := reg.Control(ctx, st.ID, mount.ControlRequest{Op: "status"})
+					cancel()
+					switch {
+					case err != nil || rep.State == nil:
+						state = "unresponsive"
+					case rep.State.Closing:
+						state, st = "closing", *rep.State
+					default:
+						st = *rep.State
+					}
 				}
 				entries = append(entries, listJSON{File: st.File, UUID: st.UUID, Device: st.Device, MountPoint: st.MountPoint,
 					Via: st.Via, ReadOnly: st.ReadOnly, PID: st.PID, State: state})
