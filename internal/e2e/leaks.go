@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +31,9 @@ func CheckLeaks(t testing.TB) {
 type State []string
 
 // Snapshot lists the current mounts, attached loop devices, connected NBD
-// devices and cryptvol processes (other than this one).
+// devices and cryptvol processes started from this test binary (other than
+// this process). Processes of other binaries are left out: the machine may be
+// shared with other test runs, whose servers are not this test's leaks.
 func Snapshot() State {
 	var s State
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
@@ -57,12 +62,44 @@ func Snapshot() State {
 			continue
 		}
 		b, _ := os.ReadFile(p)
-		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") && !zombie(strings.TrimSuffix(p, "comm")+"stat") {
+		dir := strings.TrimSuffix(p, "comm")
+		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") && !zombie(dir+"stat") && sameExecutable(dir+"exe") {
 			s = append(s, "process "+strings.TrimSpace(string(b))+" pid "+strings.Split(p, "/")[2])
 		}
 	}
 	slices.Sort(s)
 	return s
+}
+
+// sameExecutable reports whether the process behind a /proc/PID/exe path runs
+// this process's binary: the test binary re-executed as the CLI or a server.
+// testscript hard-links it under the command's name, or copies it where it
+// cannot, so a copy with the same contents counts too. An unreadable exe
+// counts as the same: better a false leak than a missed one.
+func sameExecutable(exe string) bool {
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return true
+	}
+	other, err := os.Stat(exe)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // gone: it exited meanwhile
+	}
+	if os.SameFile(self, other) {
+		return true
+	}
+	return self.Size() == other.Size() && fileHash("/proc/self/exe") == fileHash(exe)
+}
+
+func fileHash(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return path // unreadable: equal only to itself
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return string(h.Sum(nil))
 }
 
 // Minus returns the entries of s that are not in old.
