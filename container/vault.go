@@ -103,10 +103,33 @@ func openVaultFile(path string, readOnly bool, warn func(string)) (*Vault, error
 
 // unlock tries the slots on the winning header, then verifies its MAC. When the
 // winner fails authentication but the other copy passes with the same master
-// key, the other copy is used (and repaired over the bad one later).
+// key, the other copy is used (and repaired over the bad one later). The same
+// holds when no slot of the winner opens but the other copy, valid with the
+// same sequence number and different (which no update produces: one of them
+// was tampered with), has a slot that does.
 func (v *Vault) unlock(passphrase []byte, slots []int, derive deriveFunc) error {
+	other := &v.l.primary
+	if v.l.winner == other {
+		other = &v.l.backup
+	}
 	h := v.l.winner.h
 	mk, slot, err := openSlots(h, passphrase, slots, derive)
+	if errors.Is(err, ErrWrongPassphrase) && v.l.sameSequenceDifferent(other) {
+		var alt *memguard.LockedBuffer
+		alt, slot, err = openSlots(other.h, passphrase, changedSlots(h, other.h, slots), derive)
+		if err == nil {
+			if ok, merr := verifyMAC(other.h, alt); merr != nil || !ok {
+				alt.Destroy()
+				return fmt.Errorf("%s: %w", v.path, damaged("header authentication failed: the header was modified without the master key (tampered or damaged)"))
+			}
+			v.warn(fmt.Sprintf("the %s header copy's keyslots differ from the %s copy's with the same sequence number (tampered or damaged); using the %s copy", v.copyName(v.l.winner), v.copyName(other), v.copyName(other)))
+			v.mk, v.slot, v.l.winner, v.h = alt, slot, other, other.h
+			return nil
+		}
+		if !errors.Is(err, ErrWrongPassphrase) {
+			return err
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -116,10 +139,6 @@ func (v *Vault) unlock(passphrase []byte, slots []int, derive deriveFunc) error 
 		return err
 	}
 	if !ok {
-		other := &v.l.primary
-		if v.l.winner == other {
-			other = &v.l.backup
-		}
 		if alt, err := verifyMAC(other.h, mk); err != nil || !alt {
 			return fmt.Errorf("%s: %w", v.path, damaged("header authentication failed: the header was modified without the master key (tampered or damaged)"))
 		}
@@ -128,6 +147,19 @@ func (v *Vault) unlock(passphrase []byte, slots []int, derive deriveFunc) error 
 	}
 	v.h = v.l.winner.h
 	return nil
+}
+
+// changedSlots returns the active slots of b (among want, if not nil) whose
+// contents differ from the same slot of a: only those can open where a's did
+// not.
+func changedSlots(a, b *header.Header, want []int) []int {
+	changed := []int{}
+	for _, i := range b.ActiveSlots() {
+		if a.Slots[i] != b.Slots[i] && (want == nil || slices.Contains(want, i)) {
+			changed = append(changed, i)
+		}
+	}
+	return changed
 }
 
 func (v *Vault) copyName(c *headerCopy) string {
