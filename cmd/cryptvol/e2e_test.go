@@ -40,9 +40,10 @@ func TestE2E(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			run := filepath.Join(env.WorkDir, "run")
 			env.Setenv("CRYPTVOL_RUN_DIR", run)
-			before := e2e.Snapshot()
+			env.Setenv("GORACE", noRaceExitSleep)
+			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
-				leaks := e2e.Snapshot().Minus(before)
+				leaks := e2e.Snapshot(env.WorkDir).Minus(before)
 				if len(leaks) > 0 {
 					cleanupAfterScript(run)
 					env.T().Fatal("the script left behind: " + strings.Join(leaks, "; "))
@@ -94,7 +95,7 @@ func (t serialT) Run(name string, f func(testscript.T)) {
 func cleanupAfterScript(run string) {
 	exe, _ := os.Executable()
 	c := exec.Command(exe, "close", "--all", "--force")
-	c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR="+run)
+	c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR="+run, "GORACE="+noRaceExitSleep)
 	c.Run()
 	time.Sleep(500 * time.Millisecond)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -26,6 +27,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Setup:               func(env *testscript.Env) error { env.Setenv("GORACE", noRaceExitSleep); return nil },
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":    cmdExits,
 			"patch":    cmdPatch,
@@ -33,6 +35,11 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
+
+// noRaceExitSleep is GORACE for the CLI processes tests start: the race
+// detector otherwise sleeps a second at every exit (atexit_sleep_ms=1000),
+// which was most of the time the CLI tests took.
+var noRaceExitSleep = strings.TrimPrefix(os.Getenv("GORACE")+" atexit_sleep_ms=0", " ")
 
 // exits N prog args...: run prog and require exit code N; stdout and stderr are
 // kept for the next stdout/stderr assertions.

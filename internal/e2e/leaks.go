@@ -18,9 +18,10 @@ import (
 // cleanups registered later) that fails the test if any new one remains.
 func CheckLeaks(t testing.TB) {
 	t.Helper()
-	before := Snapshot()
+	root := filepath.Dir(t.TempDir()) // this test's temporary directories
+	before := Snapshot(root)
 	t.Cleanup(func() {
-		after := Snapshot()
+		after := Snapshot(root)
 		for _, leak := range after.Minus(before) {
 			t.Errorf("leaked by the test: %s", leak)
 		}
@@ -32,15 +33,18 @@ type State []string
 
 // Snapshot lists the current mounts, attached loop devices, connected NBD
 // devices and cryptvol processes started from this test binary (other than
-// this process). Processes of other binaries are left out: the machine may be
-// shared with other test runs, whose servers are not this test's leaks.
-func Snapshot() State {
+// this process). The machine may be shared with other test runs, whose
+// resources are not this test's leaks: processes of other binaries are left
+// out, and so are mounts and loop devices under the temporary directory
+// (os.TempDir) unless they are under one of roots, the test's own
+// directories there.
+func Snapshot(roots ...string) State {
 	var s State
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) > 4 {
+			if len(fields) > 4 && ours(unescape(fields[4]), roots) {
 				s = append(s, "mount "+unescape(fields[4]))
 			}
 		}
@@ -49,7 +53,9 @@ func Snapshot() State {
 	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	for _, p := range loops {
 		b, _ := os.ReadFile(p)
-		s = append(s, "loop device "+strings.Split(p, "/")[3]+" on "+strings.TrimSpace(string(b)))
+		if backing := strings.TrimSpace(string(b)); ours(backing, roots) {
+			s = append(s, "loop device "+strings.Split(p, "/")[3]+" on "+backing)
+		}
 	}
 	nbds, _ := filepath.Glob("/sys/block/nbd*/pid")
 	for _, p := range nbds {
@@ -69,6 +75,25 @@ func Snapshot() State {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// ours reports whether a mount point or loop backing file can belong to this
+// test: anything outside the temporary directory, and what is under roots.
+func ours(path string, roots []string) bool {
+	if !under(path, os.TempDir()) {
+		return true
+	}
+	for _, r := range roots {
+		if under(path, r) {
+			return true
+		}
+	}
+	return false
+}
+
+func under(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // sameExecutable reports whether the process behind a /proc/PID/exe path runs
