@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/awnumar/memguard"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -158,6 +159,14 @@ func askTerminal(prompt string) ([]byte, error) {
 	}
 	stop := restoreOnInterrupt(tty, state)
 	defer stop()
+	// Echo goes off before the prompt shows: whoever types as soon as they
+	// see it (a person typing ahead, a script) must not see it echoed.
+	// ReadPassword turns it off again and back to this state; the deferred
+	// restore puts back the original.
+	if err := noEcho(fd); err != nil {
+		return nil, errNoTerminal
+	}
+	defer term.Restore(fd, state)
 	fmt.Fprint(tty, prompt)
 	p, err := term.ReadPassword(fd)
 	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line
@@ -165,6 +174,16 @@ func askTerminal(prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}
 	return p, nil
+}
+
+// noEcho turns the terminal's echo off, leaving line editing on.
+func noEcho(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Lflag &^= unix.ECHO
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // askConfirm asks a yes/no question on the terminal; only "yes" confirms.
