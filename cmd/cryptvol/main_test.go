@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,11 @@ import (
 func TestMain(m *testing.M) {
 	// Tests that need a real terminal start this binary as the CLI.
 	if os.Getenv("CRYPTVOL_TEST_RUN_MAIN") == "1" {
+		if dir := os.Getenv("CRYPTVOL_TEST_PEAK_RSS"); dir != "" {
+			code := run(os.Args[1:], &ui{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
+			recordPeakRSS(dir)
+			os.Exit(code)
+		}
 		main()
 	}
 	testscript.Main(m, map[string]func(){
@@ -34,6 +40,23 @@ func TestScripts(t *testing.T) {
 			"truncate": cmdTruncate,
 		},
 	})
+}
+
+// recordPeakRSS writes this process's peak resident set (VmHWM, KiB) to
+// DIR/PID. The parent's view, the rusage Maxrss of the child, is no use: Go
+// starts children with vfork (CLONE_VM), and at exec Linux carries the
+// shared memory's peak over into the child's maxrss, so every child seems
+// as large as the test process that started it.
+func recordPeakRSS(dir string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), []byte(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))), 0o600)
+		}
+	}
 }
 
 // noRaceExitSleep is GORACE for the CLI processes tests start: the race
