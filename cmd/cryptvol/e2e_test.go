@@ -33,7 +33,7 @@ import (
 func TestE2E(t *testing.T) {
 	e2e.Root(t)
 	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup", "blkid", "e2fsck",
-		"nbdinfo", "nbdcopy", "qemu-img")
+		"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio")
 	p := testscript.Params{
 		Dir:                 "testdata/e2e",
 		RequireExplicitExec: true,
@@ -41,6 +41,18 @@ func TestE2E(t *testing.T) {
 			run := filepath.Join(env.WorkDir, "run")
 			env.Setenv("CRYPTVOL_RUN_DIR", run)
 			env.Setenv("GORACE", noRaceExitSleep)
+			// Sizes of the concurrency script: seconds by default, minutes
+			// with CRYPTVOL_STRESS=1 (scripts/stress).
+			env.Setenv("FIO_SIZE", "8M")
+			env.Setenv("FIO_JOBS", "4")
+			env.Setenv("WRITERS", "4")
+			env.Setenv("WRITES", "60")
+			if os.Getenv("CRYPTVOL_STRESS") == "1" {
+				env.Setenv("FIO_SIZE", "96M")
+				env.Setenv("FIO_JOBS", "8")
+				env.Setenv("WRITERS", "8")
+				env.Setenv("WRITES", "31")
+			}
 			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
 				leaks := e2e.Snapshot(env.WorkDir).Minus(before)
@@ -67,6 +79,7 @@ func TestE2E(t *testing.T) {
 			"mount-tmpfs":      cmdMountTmpfs,
 			"fill-until-error": cmdFillUntilError,
 			"check-filled":     cmdCheckFilled,
+			"overlap-writes":   cmdOverlapWrites,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
