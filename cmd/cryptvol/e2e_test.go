@@ -238,7 +238,8 @@ func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
 
 // no-secrets VAULT PASSFILE: neither the passphrase nor the master key (raw,
 // hex or base64) appears in the command line, environment or log of the
-// vault's server, nor in the last command's output.
+// vault's server, nor in those of a `cryptvol serve` serving it, nor in the
+// last command's output.
 func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: no-secrets VAULT PASSFILE")
@@ -261,10 +262,18 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 	reg := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}
 	states, err := reg.List()
 	ts.Check(err)
-	if len(states) == 0 {
-		ts.Fatalf("no open vault")
+	serving := servingProcesses(ts.MkAbs(args[0]))
+	if len(states) == 0 && len(serving) == 0 {
+		ts.Fatalf("no open or served vault")
 	}
 	places := map[string][]byte{"stdout": []byte(ts.ReadFile("stdout")), "stderr": []byte(ts.ReadFile("stderr"))}
+	for _, pid := range serving {
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			ts.Check(err)
+			places[fmt.Sprintf("serve %s", f)] = b
+		}
+	}
 	for _, st := range states {
 		for _, f := range []string{"cmdline", "environ"} {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", st.PID, f))
@@ -285,6 +294,27 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// servingProcesses returns the pids of the `cryptvol serve` processes of
+// this test binary serving the vault at path (by its name in their argv).
+func servingProcesses(path string) []int {
+	self, _ := os.Stat("/proc/self/exe")
+	var pids []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		exe, err := os.Stat(d + "/exe")
+		if err != nil || pid == os.Getpid() || !os.SameFile(exe, self) {
+			continue
+		}
+		b, _ := os.ReadFile(d + "/cmdline")
+		argv := strings.Split(string(b), "\x00")
+		if len(argv) > 2 && argv[1] == "serve" && (argv[2] == path || filepath.Base(argv[2]) == filepath.Base(path)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // wait-socket PATH: wait until a unix socket accepts connections.
