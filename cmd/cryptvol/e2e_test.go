@@ -47,11 +47,13 @@ func TestE2E(t *testing.T) {
 			env.Setenv("FIO_JOBS", "4")
 			env.Setenv("WRITERS", "4")
 			env.Setenv("WRITES", "60")
+			env.Setenv("MOUNT_VAULT_SIZE", "256M")
 			if os.Getenv("CRYPTVOL_STRESS") == "1" {
 				env.Setenv("FIO_SIZE", "96M")
 				env.Setenv("FIO_JOBS", "8")
 				env.Setenv("WRITERS", "8")
 				env.Setenv("WRITES", "31")
+				env.Setenv("MOUNT_VAULT_SIZE", "2G")
 			}
 			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
