@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/awnumar/memguard"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -174,16 +173,6 @@ func askTerminal(prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}
 	return p, nil
-}
-
-// noEcho turns the terminal's echo off, leaving line editing on.
-func noEcho(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Lflag &^= unix.ECHO
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // askConfirm asks a yes/no question on the terminal; only "yes" confirms.
