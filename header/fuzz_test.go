@@ -88,24 +88,36 @@ type slotSeed struct {
 	uuid []byte
 }
 
-// seedSlots returns every active keyslot of the golden vaults, each with the
-// key-encryption key derived from its known passphrase (testvectors/vaults/
-// vaults.json), so the fuzzer starts from slots that open.
+// keyfileSlot marks, in seedSlots, a slot whose secret needs keyfiles.
+const keyfileSlot = "\x00keyfile"
+
+// seedSlots returns every active keyslot of the golden vaults opened by a
+// passphrase alone, each with the key-encryption key derived from it
+// (testvectors/vaults/vaults.json), so the fuzzer starts from slots that open.
 func seedSlots(t testing.TB) []slotSeed {
 	b, err := os.ReadFile(filepath.Join("..", "testvectors", "vaults", "vaults.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var manifest []struct {
-		File        string            `json:"file"`
-		Passphrases map[string]string `json:"passphrases"`
+		File        string              `json:"file"`
+		Passphrases map[string]string   `json:"passphrases"`
+		Keyfiles    map[string][]string `json:"keyfiles"`
 	}
 	if err := json.Unmarshal(b, &manifest); err != nil {
 		t.Fatal(err)
 	}
 	byFile := map[string]map[string]string{}
 	for _, m := range manifest {
-		byFile[m.File] = m.Passphrases
+		byFile[m.File] = map[string]string{}
+		for slot, pass := range m.Passphrases {
+			// A slot with keyfiles is not opened by its passphrase alone:
+			// its secret is made from both, by rules above this package.
+			if len(m.Keyfiles[slot]) > 0 {
+				pass = keyfileSlot
+			}
+			byFile[m.File][slot] = pass
+		}
 	}
 	paths, _ := filepath.Glob(filepath.Join("..", "testvectors", "vaults", "*.cv.gz"))
 	var seeds []slotSeed
@@ -118,6 +130,9 @@ func seedSlots(t testing.TB) []slotSeed {
 			pass, ok := byFile[filepath.Base(paths[i])][strconv.Itoa(s)]
 			if !ok {
 				t.Fatalf("%s: no passphrase for slot %d in vaults.json", paths[i], s)
+			}
+			if pass == keyfileSlot {
+				continue
 			}
 			sl := &h.Slots[s]
 			kek := argon2.IDKey([]byte(pass), sl.Salt[:], sl.Iterations, sl.Memory, uint8(sl.Threads), 32)
