@@ -124,7 +124,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				return err
 			}
 			defer v.Close()
-			if err := v.unlock([]byte("a"), nil); err != nil {
+			if err := v.unlock([]byte("a"), nil, nil); err != nil {
 				return err
 			}
 			v.ops = wrap(v.ops)

@@ -94,7 +94,7 @@ func TestGoldenVaults(t *testing.T) {
 	}
 }
 
-func gunzipTo(t *testing.T, gz string) string {
+func gunzipTo(t testing.TB, gz string) string {
 	t.Helper()
 	f, err := os.Open(gz)
 	if err != nil {

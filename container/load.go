@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
@@ -33,6 +34,13 @@ type layout struct {
 // stale reports whether the copy is not byte-identical to the winner.
 func (l *layout) stale(c *headerCopy) bool {
 	return !c.valid() || !bytes.Equal(c.raw, l.winner.raw)
+}
+
+// sameSequenceDifferent reports whether c is valid, has the winner's sequence
+// number and differs from it: never the result of an update (§9), so one of
+// the two was changed behind cryptvol's back.
+func (l *layout) sameSequenceDifferent(c *headerCopy) bool {
+	return c != l.winner && c.valid() && c.h.Sequence == l.winner.h.Sequence && !bytes.Equal(c.raw, l.winner.raw)
 }
 
 // validate decodes a header block and checks what header cannot: the Argon2
@@ -92,9 +100,10 @@ func readLayout(f *os.File) (*layout, error) {
 	}
 	l.primary = readCopy(f, 0)
 
-	// Backup candidates: where the primary copy says it is, and at the end of
-	// the file. A candidate counts only if it lies at its own
-	// data_offset+data_size; the first one is reported when none is valid.
+	// Backup candidates: where the primary copy says it is, at the end of the
+	// file, and where a header found at the end says it belongs. A candidate
+	// counts only if it lies at its own data_offset+data_size; the first one
+	// is reported when none is valid.
 	var cands []int64
 	if l.primary.valid() {
 		if off := l.primary.h.BackupOffset(); off+header.Size <= l.fileSize {
@@ -106,10 +115,18 @@ func readLayout(f *os.File) (*layout, error) {
 	if tail := l.fileSize - header.Size; tail >= header.DataAlignment && (len(cands) == 0 || tail != cands[0]) {
 		cands = append(cands, tail)
 	}
-	for i, off := range cands {
+	for i := 0; i < len(cands); i++ {
+		off := cands[i]
 		c := readCopy(f, off)
 		if c.valid() && c.h.BackupOffset() != off {
-			c.h, c.err = nil, fmt.Errorf("the header at %d belongs at %d (left over)", off, c.h.BackupOffset())
+			// Left over from another layout, or the file grew. Where it
+			// says the backup belongs is worth a look when the primary
+			// cannot say; what is found there must prove itself.
+			at := c.h.BackupOffset()
+			if at+header.Size <= l.fileSize && !slices.Contains(cands, at) {
+				cands = append(cands, at)
+			}
+			c.h, c.err = nil, fmt.Errorf("the header at %d belongs at %d (left over)", off, at)
 		}
 		if (i == 0 && l.backup.err == nil) || c.valid() && (!l.backup.valid() || c.h.Sequence > l.backup.h.Sequence) {
 			l.backup = c
@@ -117,6 +134,14 @@ func readLayout(f *os.File) (*layout, error) {
 	}
 	if len(cands) == 0 && l.backup.err == nil {
 		l.backup = headerCopy{offset: -1, err: errors.New("missing: the file is too short to hold one")}
+	}
+	// A copy whose layout needs more bytes than the file has cannot win over
+	// one that fits: it is damaged (or forged), not a sign that the file was
+	// truncated, as long as the other copy describes this file.
+	for _, c := range [][2]*headerCopy{{&l.primary, &l.backup}, {&l.backup, &l.primary}} {
+		if c[0].valid() && c[0].h.FileSize() > l.fileSize && c[1].valid() && c[1].h.FileSize() <= l.fileSize {
+			c[0].h, c[0].err = nil, fmt.Errorf("describes a vault of %d bytes, but the file has %d", c[0].h.FileSize(), l.fileSize)
+		}
 	}
 
 	switch {

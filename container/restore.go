@@ -76,7 +76,7 @@ func restoreHeader(path string, backup, passphrase []byte, opts *UnlockOptions, 
 		cur = &layout{}
 		cur.winner = &cur.backup
 	}
-	mk, slot, err := openSlots(hb, passphrase, opts.Slots)
+	mk, slot, err := openSlots(hb, passphrase, opts.Slots, opts.derive)
 	if err != nil {
 		return err
 	}

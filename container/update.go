@@ -65,6 +65,8 @@ func (v *Vault) repair() error {
 		}
 		why := "damaged"
 		switch {
+		case c.valid() && c.h.Sequence == v.h.Sequence:
+			why = "different from the other copy with the same sequence number"
 		case c.valid():
 			why = fmt.Sprintf("older (sequence %d, current %d)", c.h.Sequence, v.h.Sequence)
 		case c.err != nil:

@@ -37,7 +37,14 @@ type UnlockOptions struct {
 	ReadOnly bool
 	// Warn receives notices such as a header copy repaired or found damaged.
 	Warn func(msg string)
+
+	// derive replaces kdf.Derive for this call: a test seam that counts the
+	// slots tried or makes one fail. Nil in production.
+	derive deriveFunc
 }
+
+// deriveFunc derives a keyslot's key-encryption key (kdf.Derive).
+type deriveFunc func(secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer, error)
 
 // Unlock reads the vault's header, opens a keyslot with passphrase, verifies the
 // header MAC, and repairs a damaged or stale header copy (unless read-only).
@@ -54,7 +61,7 @@ func Unlock(path string, passphrase []byte, opts *UnlockOptions) (*Vault, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.unlock(passphrase, opts.Slots); err != nil {
+	if err := v.unlock(passphrase, opts.Slots, opts.derive); err != nil {
 		v.Close()
 		if errors.Is(err, ErrWrongPassphrase) {
 			err = fmt.Errorf("%s: %w", path, err)
@@ -96,10 +103,33 @@ func openVaultFile(path string, readOnly bool, warn func(string)) (*Vault, error
 
 // unlock tries the slots on the winning header, then verifies its MAC. When the
 // winner fails authentication but the other copy passes with the same master
-// key, the other copy is used (and repaired over the bad one later).
-func (v *Vault) unlock(passphrase []byte, slots []int) error {
+// key, the other copy is used (and repaired over the bad one later). The same
+// holds when no slot of the winner opens but the other copy, valid with the
+// same sequence number and different (which no update produces: one of them
+// was tampered with), has a slot that does.
+func (v *Vault) unlock(passphrase []byte, slots []int, derive deriveFunc) error {
+	other := &v.l.primary
+	if v.l.winner == other {
+		other = &v.l.backup
+	}
 	h := v.l.winner.h
-	mk, slot, err := openSlots(h, passphrase, slots)
+	mk, slot, err := openSlots(h, passphrase, slots, derive)
+	if errors.Is(err, ErrWrongPassphrase) && v.l.sameSequenceDifferent(other) {
+		var alt *memguard.LockedBuffer
+		alt, slot, err = openSlots(other.h, passphrase, changedSlots(h, other.h, slots), derive)
+		if err == nil {
+			if ok, merr := verifyMAC(other.h, alt); merr != nil || !ok {
+				alt.Destroy()
+				return fmt.Errorf("%s: %w", v.path, damaged("header authentication failed: the header was modified without the master key (tampered or damaged)"))
+			}
+			v.warn(fmt.Sprintf("the %s header copy's keyslots differ from the %s copy's with the same sequence number (tampered or damaged); using the %s copy", v.copyName(v.l.winner), v.copyName(other), v.copyName(other)))
+			v.mk, v.slot, v.l.winner, v.h = alt, slot, other, other.h
+			return nil
+		}
+		if !errors.Is(err, ErrWrongPassphrase) {
+			return err
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -109,10 +139,6 @@ func (v *Vault) unlock(passphrase []byte, slots []int) error {
 		return err
 	}
 	if !ok {
-		other := &v.l.primary
-		if v.l.winner == other {
-			other = &v.l.backup
-		}
 		if alt, err := verifyMAC(other.h, mk); err != nil || !alt {
 			return fmt.Errorf("%s: %w", v.path, damaged("header authentication failed: the header was modified without the master key (tampered or damaged)"))
 		}
@@ -123,6 +149,19 @@ func (v *Vault) unlock(passphrase []byte, slots []int) error {
 	return nil
 }
 
+// changedSlots returns the active slots of b (among want, if not nil) whose
+// contents differ from the same slot of a: only those can open where a's did
+// not.
+func changedSlots(a, b *header.Header, want []int) []int {
+	changed := []int{}
+	for _, i := range b.ActiveSlots() {
+		if a.Slots[i] != b.Slots[i] && (want == nil || slices.Contains(want, i)) {
+			changed = append(changed, i)
+		}
+	}
+	return changed
+}
+
 func (v *Vault) copyName(c *headerCopy) string {
 	if c == &v.l.primary {
 		return "primary"
@@ -131,9 +170,13 @@ func (v *Vault) copyName(c *headerCopy) string {
 }
 
 // openSlots tries every requested active slot and returns the master key from
-// the first that opens. Every slot is tried before giving up, and the error does
-// not say which failed how.
-func openSlots(h *header.Header, passphrase []byte, slots []int) (*memguard.LockedBuffer, int, error) {
+// the first that opens. Every slot is tried before giving up (§4), also past a
+// slot whose key cannot be derived here (too little memory: the passphrase may
+// well belong to another slot), and the error does not say which failed how.
+func openSlots(h *header.Header, passphrase []byte, slots []int, derive deriveFunc) (*memguard.LockedBuffer, int, error) {
+	if derive == nil {
+		derive = kdf.Derive
+	}
 	active := h.ActiveSlots()
 	if slots != nil {
 		for _, s := range slots {
@@ -147,12 +190,15 @@ func openSlots(h *header.Header, passphrase []byte, slots []int) (*memguard.Lock
 		active = slots
 	}
 	mk := memguard.NewBuffer(header.MasterKeySize)
+	var deriveErr error
 	for _, i := range active {
 		s := &h.Slots[i]
-		kek, err := kdf.Derive(passphrase, s.Salt[:], slotParams(s))
+		kek, err := derive(passphrase, s.Salt[:], slotParams(s))
 		if err != nil {
-			mk.Destroy()
-			return nil, -1, fmt.Errorf("keyslot %d: %w", i, err)
+			if deriveErr == nil {
+				deriveErr = fmt.Errorf("keyslot %d: %w", i, err)
+			}
+			continue
 		}
 		err = s.Unwrap(mk.Bytes(), kek.Bytes(), h.UUID)
 		kek.Destroy()
@@ -165,6 +211,10 @@ func openSlots(h *header.Header, passphrase []byte, slots []int) (*memguard.Lock
 		}
 	}
 	mk.Destroy()
+	if deriveErr != nil {
+		// The passphrase may be this slot's: not "wrong", but untried.
+		return nil, -1, deriveErr
+	}
 	return nil, -1, ErrWrongPassphrase
 }
 

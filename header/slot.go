@@ -175,6 +175,7 @@ func (s *Slot) Unwrap(dst, kek []byte, uuid [16]byte) error {
 	}
 	a, nonce, err := s.aead(kek)
 	if err != nil {
+		clear(dst)
 		return err
 	}
 	if _, err := a.Open(dst[:0], nonce, s.WrappedKey[:], s.additionalData(uuid)); err != nil {

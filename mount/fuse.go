@@ -45,7 +45,8 @@ type FUSEOptions struct {
 	// ReadOnly mounts read-only and refuses opens for writing.
 	ReadOnly bool
 	// OnError, if set, is told about every failed Device call: the kernel
-	// and the program doing the I/O only ever see EIO.
+	// and the program doing the I/O only see EIO, or ENOSPC for a write or
+	// sync that failed for lack of space.
 	OnError func(op string, off int64, err error)
 }
 

@@ -151,9 +151,21 @@ func (v *volumeFS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint
 	n, err := v.dev.WriteAt(data, off)
 	if err != nil {
 		v.report("write", off, err)
-		return uint32(n), fuse.EIO
+		return uint32(n), writeStatus(err)
 	}
 	return uint32(n), fuse.OK
+}
+
+// writeStatus is the errno for a failed write or sync: ENOSPC when the vault
+// file's filesystem is full (or over quota, or the file over its size limit),
+// so that the loop device and the filesystem above say "no space" as they
+// can (loop passes the errno up as BLK_STS_NOSPC), EIO for anything else.
+// The NBD server maps the same errors the same way (errnoFor).
+func writeStatus(err error) fuse.Status {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) {
+		return fuse.Status(syscall.ENOSPC)
+	}
+	return fuse.EIO
 }
 
 // Fsync is how filesystem barriers reach the vault: a flush request on the
@@ -174,7 +186,7 @@ func (v *volumeFS) Flush(_ <-chan struct{}, _ *fuse.FlushIn) fuse.Status {
 func (v *volumeFS) sync() fuse.Status {
 	if err := v.dev.Sync(); err != nil {
 		v.report("sync", 0, err)
-		return fuse.EIO
+		return writeStatus(err)
 	}
 	return fuse.OK
 }

@@ -413,10 +413,18 @@ func TestUnmountStaleFUSERefusesOtherMounts(t *testing.T) {
 	Unmount(dir, false)
 }
 
-// failingDevice fails every read at or past 1 MiB.
+// failingDevice fails every read at or past 1 MiB, and every write there
+// with ENOSPC, as a vault file on a full filesystem does.
 type failingDevice struct{ *sparseDevice }
 
 var errBadSector = errors.New("bad sector")
+
+func (d failingDevice) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > 1<<20 {
+		return 0, &os.PathError{Op: "write", Path: "vault", Err: syscall.ENOSPC}
+	}
+	return d.sparseDevice.WriteAt(p, off)
+}
 
 func (d failingDevice) ReadAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > 1<<20 {
@@ -425,8 +433,9 @@ func (d failingDevice) ReadAt(p []byte, off int64) (int, error) {
 	return d.sparseDevice.ReadAt(p, off)
 }
 
-// TestFUSEFileDeviceErrors: a failing Device call is EIO for the reader and
-// reported to OnError with its cause.
+// TestFUSEFileDeviceErrors: a failing Device call is EIO for the reader (ENOSPC
+// for a write that failed for lack of space) and reported to OnError with its
+// cause.
 func TestFUSEFileDeviceErrors(t *testing.T) {
 	e2e.Root(t)
 	e2e.CheckLeaks(t)
@@ -456,6 +465,17 @@ func TestFUSEFileDeviceErrors(t *testing.T) {
 	}
 	if _, err := file.ReadAt(make([]byte, 4096), 1<<20); !errors.Is(err, syscall.EIO) {
 		t.Errorf("bad read: %v, want EIO", err)
+	}
+	wfile, err := os.OpenFile(f.Path(), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wfile.Close()
+	if _, err := wfile.WriteAt(make([]byte, 4096), 0); err != nil {
+		t.Errorf("good write: %v", err)
+	}
+	if _, err := wfile.WriteAt(make([]byte, 4096), 1<<20); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("write to a full vault file: %v, want ENOSPC", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()

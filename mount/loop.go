@@ -208,9 +208,16 @@ func (l *LoopDevice) Detach() error {
 		return err
 	}
 	// fsync of a block device writes its dirty pages and sends a flush,
-	// which reaches the backing file's fsync.
+	// which reaches the backing file's fsync. It also reports, once, any
+	// write to the device that failed since it was opened, even one that
+	// the filesystem on it saw fail and reported long ago (a full disk
+	// under the vault): so a failed flush is tried again, and only a
+	// second failure, a write failing now, keeps the device attached, with
+	// what it still holds, for a close after space is freed.
 	if err := l.hold.Sync(); err != nil {
-		return fmt.Errorf("loop: flush %s: %w", l.path, err)
+		if err := l.hold.Sync(); err != nil {
+			return fmt.Errorf("loop: flush %s: %w", l.path, err)
+		}
 	}
 	err := unix.IoctlSetInt(int(l.hold.Fd()), unix.LOOP_CLR_FD, 0)
 	if err != nil && !errors.Is(err, unix.ENXIO) { // ENXIO: already detached

@@ -33,16 +33,31 @@ import (
 func TestE2E(t *testing.T) {
 	e2e.Root(t)
 	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup", "blkid", "e2fsck",
-		"nbdinfo", "nbdcopy", "qemu-img")
+		"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio")
 	p := testscript.Params{
 		Dir:                 "testdata/e2e",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			run := filepath.Join(env.WorkDir, "run")
 			env.Setenv("CRYPTVOL_RUN_DIR", run)
-			before := e2e.Snapshot()
+			env.Setenv("GORACE", noRaceExitSleep)
+			// Sizes of the concurrency script: seconds by default, minutes
+			// with CRYPTVOL_STRESS=1 (scripts/stress).
+			env.Setenv("FIO_SIZE", "8M")
+			env.Setenv("FIO_JOBS", "4")
+			env.Setenv("WRITERS", "4")
+			env.Setenv("WRITES", "60")
+			env.Setenv("MOUNT_VAULT_SIZE", "256M")
+			if os.Getenv("CRYPTVOL_STRESS") == "1" {
+				env.Setenv("FIO_SIZE", "96M")
+				env.Setenv("FIO_JOBS", "8")
+				env.Setenv("WRITERS", "8")
+				env.Setenv("WRITES", "31")
+				env.Setenv("MOUNT_VAULT_SIZE", "2G")
+			}
+			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
-				leaks := e2e.Snapshot().Minus(before)
+				leaks := e2e.Snapshot(env.WorkDir).Minus(before)
 				if len(leaks) > 0 {
 					cleanupAfterScript(run)
 					env.T().Fatal("the script left behind: " + strings.Join(leaks, "; "))
@@ -51,17 +66,22 @@ func TestE2E(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":        cmdExits,
-			"patch":        cmdPatch,
-			"truncate":     cmdTruncate,
-			"write-canary": cmdWriteCanary,
-			"no-canary":    cmdNoCanary,
-			"mounted":      cmdMounted,
-			"kill-server":  cmdKillServer,
-			"wait-closed":  cmdWaitClosed,
-			"no-secrets":   cmdNoSecrets,
-			"wait-socket":  cmdWaitSocket,
-			"random-file":  cmdRandomFile,
+			"exits":            cmdExits,
+			"patch":            cmdPatch,
+			"truncate":         cmdTruncate,
+			"write-canary":     cmdWriteCanary,
+			"no-canary":        cmdNoCanary,
+			"mounted":          cmdMounted,
+			"kill-server":      cmdKillServer,
+			"wait-closed":      cmdWaitClosed,
+			"no-secrets":       cmdNoSecrets,
+			"wait-socket":      cmdWaitSocket,
+			"random-file":      cmdRandomFile,
+			"fsync-copy":       cmdFsyncCopy,
+			"mount-tmpfs":      cmdMountTmpfs,
+			"fill-until-error": cmdFillUntilError,
+			"check-filled":     cmdCheckFilled,
+			"overlap-writes":   cmdOverlapWrites,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -94,7 +114,7 @@ func (t serialT) Run(name string, f func(testscript.T)) {
 func cleanupAfterScript(run string) {
 	exe, _ := os.Executable()
 	c := exec.Command(exe, "close", "--all", "--force")
-	c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR="+run)
+	c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR="+run, "GORACE="+noRaceExitSleep)
 	c.Run()
 	time.Sleep(500 * time.Millisecond)
 }
@@ -220,7 +240,8 @@ func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
 
 // no-secrets VAULT PASSFILE: neither the passphrase nor the master key (raw,
 // hex or base64) appears in the command line, environment or log of the
-// vault's server, nor in the last command's output.
+// vault's server, nor in those of a `cryptvol serve` serving it, nor in the
+// last command's output.
 func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: no-secrets VAULT PASSFILE")
@@ -243,10 +264,18 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 	reg := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}
 	states, err := reg.List()
 	ts.Check(err)
-	if len(states) == 0 {
-		ts.Fatalf("no open vault")
+	serving := servingProcesses(ts.MkAbs(args[0]))
+	if len(states) == 0 && len(serving) == 0 {
+		ts.Fatalf("no open or served vault")
 	}
 	places := map[string][]byte{"stdout": []byte(ts.ReadFile("stdout")), "stderr": []byte(ts.ReadFile("stderr"))}
+	for _, pid := range serving {
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			ts.Check(err)
+			places[fmt.Sprintf("serve %s", f)] = b
+		}
+	}
 	for _, st := range states {
 		for _, f := range []string{"cmdline", "environ"} {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", st.PID, f))
@@ -267,6 +296,27 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// servingProcesses returns the pids of the `cryptvol serve` processes of
+// this test binary serving the vault at path (by its name in their argv).
+func servingProcesses(path string) []int {
+	self, _ := os.Stat("/proc/self/exe")
+	var pids []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		exe, err := os.Stat(d + "/exe")
+		if err != nil || pid == os.Getpid() || !os.SameFile(exe, self) {
+			continue
+		}
+		b, _ := os.ReadFile(d + "/cmdline")
+		argv := strings.Split(string(b), "\x00")
+		if len(argv) > 2 && argv[1] == "serve" && (argv[2] == path || filepath.Base(argv[2]) == filepath.Base(path)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // wait-socket PATH: wait until a unix socket accepts connections.

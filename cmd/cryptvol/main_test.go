@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -13,6 +15,11 @@ import (
 func TestMain(m *testing.M) {
 	// Tests that need a real terminal start this binary as the CLI.
 	if os.Getenv("CRYPTVOL_TEST_RUN_MAIN") == "1" {
+		if dir := os.Getenv("CRYPTVOL_TEST_PEAK_RSS"); dir != "" {
+			code := run(os.Args[1:], &ui{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
+			recordPeakRSS(dir)
+			os.Exit(code)
+		}
 		main()
 	}
 	testscript.Main(m, map[string]func(){
@@ -26,6 +33,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Setup:               func(env *testscript.Env) error { env.Setenv("GORACE", noRaceExitSleep); return nil },
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":       cmdExits,
 			"patch":       cmdPatch,
@@ -35,6 +43,28 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
+
+// recordPeakRSS writes this process's peak resident set (VmHWM, KiB) to
+// DIR/PID. The parent's view, the rusage Maxrss of the child, is no use: Go
+// starts children with vfork (CLONE_VM), and at exec Linux carries the
+// shared memory's peak over into the child's maxrss, so every child seems
+// as large as the test process that started it.
+func recordPeakRSS(dir string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), []byte(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))), 0o600)
+		}
+	}
+}
+
+// noRaceExitSleep is GORACE for the CLI processes tests start: the race
+// detector otherwise sleeps a second at every exit (atexit_sleep_ms=1000),
+// which was most of the time the CLI tests took.
+var noRaceExitSleep = strings.TrimPrefix(os.Getenv("GORACE")+" atexit_sleep_ms=0", " ")
 
 // exits N prog args...: run prog and require exit code N; stdout and stderr are
 // kept for the next stdout/stderr assertions.

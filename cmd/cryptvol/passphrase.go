@@ -241,6 +241,14 @@ func askTerminal(prompt string) ([]byte, error) {
 	}
 	stop := restoreOnInterrupt(tty, state)
 	defer stop()
+	// Echo goes off before the prompt shows: whoever types as soon as they
+	// see it (a person typing ahead, a script) must not see it echoed.
+	// ReadPassword turns it off again and back to this state; the deferred
+	// restore puts back the original.
+	if err := noEcho(fd); err != nil {
+		return nil, errNoTerminal
+	}
+	defer term.Restore(fd, state)
 	fmt.Fprint(tty, prompt)
 	p, err := term.ReadPassword(fd)
 	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line

@@ -23,8 +23,26 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+// sizeSeeds start FuzzParseSize: sizes as the CLI's flags take them.
+var sizeSeeds = []string{"10G", "512MiB", "4096", "1.5G", "8191P", "-1", "9223372036854775807", "16M", "1T"}
+
+func TestSizeSeeds(t *testing.T) {
+	if len(sizeSeeds) == 0 {
+		t.Fatal("no seeds for FuzzParseSize")
+	}
+	valid := 0
+	for _, s := range sizeSeeds {
+		if _, err := parseSize(s); err == nil {
+			valid++
+		}
+	}
+	if valid < len(sizeSeeds)/2 {
+		t.Fatalf("only %d of %d seeds parse: the fuzzer would start from errors", valid, len(sizeSeeds))
+	}
+}
+
 func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"10G", "512MiB", "4096", "1.5G", "8191P", "-1", "9223372036854775807"} {
+	for _, s := range sizeSeeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -37,7 +37,7 @@ func startWithTerminal(t *testing.T, dir string, args ...string) (*pty, *exec.Cm
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+	cmd.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -180,7 +180,7 @@ func TestTerminalRestoreConfirmation(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o600)
 	run := func(args ...string) {
 		c := exec.Command(os.Args[0], args...)
-		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
 		if out, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
@@ -209,7 +209,7 @@ func TestNotRoot(t *testing.T) {
 	for _, args := range [][]string{{"open", "v.cv", "mnt"}, {"close", "mnt"}} {
 		c := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
 		c.Dir = dir
-		c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
 		out, _ := c.CombinedOutput()
 		if c.ProcessState.ExitCode() != exitError || !strings.Contains(string(out), "needs root") || !strings.Contains(string(out), "hint: run it with sudo") {
 			t.Fatalf("%v as nobody: exit %d, output %q", args, c.ProcessState.ExitCode(), out)
@@ -224,7 +224,7 @@ func TestServeWithoutRoot(t *testing.T) {
 	e2e.Tools(t, "nbdinfo")
 	run := func(args ...string) {
 		c := exec.Command(os.Args[0], args...)
-		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+		c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
 		if out, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
@@ -235,7 +235,7 @@ func TestServeWithoutRoot(t *testing.T) {
 	sock := filepath.Join(dir, "v.sock")
 	c := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe,
 		"serve", "v.cv", "--listen", "unix:"+sock, "--passphrase-file", "pw")
-	c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1")
+	c.Dir, c.Env = dir, append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Start(); err != nil {

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/header"
+	"github.com/cryptvol/cryptvol/kdf"
+)
+
+// killKDF are the Argon2 parameters of every keyslot in the kill test:
+// costly enough (tens of milliseconds) that kills land before, between and
+// after the header writes, cheap enough for hundreds of trials.
+var killKDF = kdf.Params{Memory: 16 << 10, Iterations: 2, Threads: 1}
+
+// killOp is one header-changing CLI command, run on a copy of its template.
+type killOp struct {
+	name    string
+	prepare func(t *testing.T, path string) // makes the template from a base vault
+	args    func(path string) []string
+	// allowed are the acceptable sets of working passphrases after a kill
+	// at any point (the same as container's TestCrashAtEveryStep); the last
+	// is the outcome of a run that completes.
+	allowed [][]string
+}
+
+// TestKillAtEveryStep runs the real CLI (this test binary re-executed) doing
+// passwd, key add, key remove, header restore and header repair, and kills it
+// with SIGKILL after delays spread over the command's measured duration.
+// After every trial the vault must open with the old or the new passphrases
+// (exactly one of the allowed sets) and hold the same data. The trials per
+// command are CRYPTVOL_CRASH_TRIALS (default 5; scripts/crashtest runs
+// hundreds); where the kills landed is read from the header copies left on
+// disk and logged.
+func TestKillAtEveryStep(t *testing.T) {
+	trials := 5
+	if s := os.Getenv("CRYPTVOL_CRASH_TRIALS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("CRYPTVOL_CRASH_TRIALS=%q: want a positive number", s)
+		}
+		trials = n
+	}
+	dir := t.TempDir()
+	for _, p := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("passphrase "+p+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass := func(p string) []byte { return []byte("passphrase " + p) }
+	kdfFlags := []string{"--kdf-memory", "16M", "--kdf-iterations", "2", "--kdf-threads", "1"}
+
+	// The base: slot 0 opens with "a"; 1 MiB of random data.
+	base := filepath.Join(dir, "base.cv")
+	vol, err := container.Create(context.Background(), base, pass("a"), &container.CreateOptions{Size: 1 << 20, KDF: killKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, vol.Size())
+	rand.Read(data)
+	if _, err := vol.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	vol.Sync()
+	vol.Close()
+	dataSum := sha256.Sum256(data)
+	backup, err := container.BackupHeader(base) // holds "a" only
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := filepath.Join(dir, "a.hdr")
+	if err := os.WriteFile(hdr, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	withVault := func(t *testing.T, path string, f func(v *container.Vault) error) {
+		v, err := container.Unlock(path, pass("a"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		if err := f(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := []killOp{
+		{"passwd", nil, func(p string) []string {
+			return append([]string{"passwd", p, "--passphrase-file", filepath.Join(dir, "a"), "--new-passphrase-file", filepath.Join(dir, "b")}, kdfFlags...)
+		}, [][]string{{"a"}, {"a", "b"}, {"b"}}},
+		{"key-add", nil, func(p string) []string {
+			return append([]string{"key", "add", p, "--passphrase-file", filepath.Join(dir, "a"), "--new-passphrase-file", filepath.Join(dir, "b")}, kdfFlags...)
+		}, [][]string{{"a"}, {"a", "b"}}},
+		{"key-remove", func(t *testing.T, path string) {
+			withVault(t, path, func(v *container.Vault) error { _, err := v.AddPassphrase(pass("b"), killKDF, 1); return err })
+		}, func(p string) []string {
+			return []string{"key", "remove", p, "--slot", "1", "--passphrase-file", filepath.Join(dir, "a")}
+		}, [][]string{{"a", "b"}, {"a"}}},
+		{"header-restore", func(t *testing.T, path string) {
+			withVault(t, path, func(v *container.Vault) error { return v.ChangePassphrase(0, pass("b"), killKDF) })
+		}, func(p string) []string {
+			return []string{"header", "restore", p, hdr, "--yes", "--passphrase-file", filepath.Join(dir, "a")}
+		}, [][]string{{"b"}, {"a"}}},
+		{"header-repair", func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte{0xee}, 1000) // damage the primary copy
+			f.Close()
+		}, func(p string) []string {
+			return []string{"header", "repair", p, "--passphrase-file", filepath.Join(dir, "a")}
+		}, [][]string{{"a"}}},
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(args []string) *exec.Cmd {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	total := 0
+	for _, op := range ops {
+		t.Run(op.name, func(t *testing.T) {
+			template := filepath.Join(t.TempDir(), "template.cv")
+			copyVault(t, base, template)
+			if op.prepare != nil {
+				op.prepare(t, template)
+			}
+			initial := copies(t, template)
+
+			// The command's duration (median of three runs to completion),
+			// and when its header writes land: seen in one more run by
+			// polling the header copies (the writes reach the page cache at
+			// once), scaled to the unobserved duration.
+			run := func(watch bool) (time.Duration, []time.Duration) {
+				path := filepath.Join(t.TempDir(), "v.cv")
+				copyVault(t, template, path)
+				t0 := time.Now()
+				cmd := start(op.args(path))
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				var w []time.Duration
+				var err error
+				if watch {
+					w, err = watchWrites(t, path, initial, t0, done)
+				} else {
+					err = <-done
+				}
+				if err != nil {
+					t.Fatalf("%s without a kill: %v\n%s", op.name, err, cmd.Stdout)
+				}
+				el := time.Since(t0)
+				checkVault(t, path, op.allowed[len(op.allowed)-1], pass, dataSum)
+				return el, w
+			}
+			var runs []time.Duration
+			for range 3 {
+				el, _ := run(false)
+				runs = append(runs, el)
+			}
+			slices.Sort(runs)
+			d := runs[1]
+			dw, writes := run(true)
+			if len(writes) == 0 {
+				t.Fatal("no header write was seen")
+			}
+			for i := range writes {
+				writes[i] = writes[i] * d / dw
+			}
+
+			// A third of the kills spread over 0 … 1.2 d, a third over the
+			// window where the header writes were seen (1 ms either side),
+			// stratified, one per slice; a third land at a random point of
+			// that window after the first header write is seen (polling),
+			// which the run-to-run spread of the KDF cannot blur.
+			lo, hi := max(writes[0]-time.Millisecond, 0), writes[len(writes)-1]+time.Millisecond
+			outcomes := map[string]int{}
+			for i := range trials {
+				path := filepath.Join(t.TempDir(), "v.cv")
+				copyVault(t, template, path)
+				kind, k, n := i%3, i/3, (trials-i%3+2)/3
+				from, span := time.Duration(0), d*12/10
+				if kind != 0 {
+					from, span = lo, hi-lo
+				}
+				slice := span / time.Duration(n)
+				jitter, _ := rand.Int(rand.Reader, big.NewInt(int64(slice)+1))
+				delay := from + slice*time.Duration(k) + time.Duration(jitter.Int64())
+				t0 := time.Now()
+				cmd := start(op.args(path))
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				var wait <-chan time.Time
+				if kind == 2 {
+					wait = afterFirstWrite(t, path, initial, done, time.Duration(jitter.Int64())*time.Duration(n))
+				} else {
+					wait = time.After(delay - time.Since(t0))
+				}
+				killed := false
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("trial %d: %s failed by itself: %v\n%s", i, op.name, err, cmd.Stdout)
+					}
+				case <-wait:
+					cmd.Process.Signal(syscall.SIGKILL)
+					err := <-done
+					var ee *exec.ExitError
+					killed = errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled()
+				}
+				state := landing(initial, copies(t, path), killed)
+				outcomes[state]++
+				working := checkVault(t, path, nil, pass, dataSum)
+				if !slices.ContainsFunc(op.allowed, func(a []string) bool { return slices.Equal(a, working) }) {
+					t.Fatalf("trial %d (kill after %v, %s): opens with %v, want one of %v", i, delay, state, working, op.allowed)
+				}
+				if !killed && !slices.Equal(working, op.allowed[len(op.allowed)-1]) {
+					t.Fatalf("trial %d: completed, but opens with %v", i, working)
+				}
+				repairAndCheck(t, path, working[0], pass)
+			}
+			total += trials
+			var keys []string
+			for k := range outcomes {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var dist []string
+			for _, k := range keys {
+				dist = append(dist, fmt.Sprintf("%s: %d", k, outcomes[k]))
+			}
+			var ws []string
+			for _, w := range writes {
+				ws = append(ws, w.Round(100*time.Microsecond).String())
+			}
+			t.Logf("%s (runs take %v, header writes seen at %s; copies before: %s): %d trials, kills landed: %s",
+				op.name, d.Round(time.Millisecond), strings.Join(ws, ", "), initial, trials, strings.Join(dist, ", "))
+		})
+	}
+	t.Logf("%d kill trials, every vault opened with an allowed set of passphrases and intact data", total)
+}
+
+// afterFirstWrite returns a channel that fires delay after the first change
+// to the vault's header copies is seen, or never if the command exits first
+// (done is then left for the caller, with the command's result).
+func afterFirstWrite(t *testing.T, path, initial string, done chan error, delay time.Duration) <-chan time.Time {
+	fire := make(chan time.Time, 1)
+	go func() {
+		for {
+			select {
+			case err := <-done:
+				done <- err // give it back
+				return
+			default:
+			}
+			if copies(t, path) != initial {
+				time.Sleep(delay)
+				fire <- time.Now()
+				return
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	return fire
+}
+
+// watchWrites polls the vault's header copies until the command exits
+// (done), and returns when each change to them was first seen.
+func watchWrites(t *testing.T, path, initial string, t0 time.Time, done <-chan error) ([]time.Duration, error) {
+	var seen []time.Duration
+	last := initial
+	for {
+		select {
+		case err := <-done:
+			if now := copies(t, path); now != last {
+				seen = append(seen, time.Since(t0))
+			}
+			return seen, err
+		default:
+		}
+		if now := copies(t, path); now != last {
+			seen = append(seen, time.Since(t0))
+			last = now
+		}
+		time.Sleep(20 * time.Microsecond) // leave the CPU to the command
+	}
+}
+
+// copies describes the header copies of a vault: each one's sequence
+// number, or x for a copy that is not valid.
+func copies(t *testing.T, path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	var s []string
+	for _, off := range []int64{0, st.Size() - header.Size} {
+		b := make([]byte, header.Size)
+		if _, err := f.ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := header.Decode(b); err == nil {
+			s = append(s, strconv.FormatUint(h.Sequence, 10))
+		} else {
+			s = append(s, "x")
+		}
+	}
+	return "primary " + s[0] + ", backup " + s[1]
+}
+
+// landing says where a kill landed, from the header copies it left.
+func landing(initial, now string, killed bool) string {
+	switch {
+	case !killed:
+		return "after the command finished"
+	case now == initial:
+		return "before any header write"
+	}
+	return "killed at " + now
+}
+
+// checkVault returns the passphrases that open the vault read-only (failing
+// on any other error), checks that they are want if want is not nil, and
+// that the data behind them is intact.
+func checkVault(t *testing.T, path string, want []string, pass func(string) []byte, sum [32]byte) []string {
+	t.Helper()
+	var working []string
+	for _, p := range []string{"a", "b"} {
+		v, err := container.Unlock(path, pass(p), &container.UnlockOptions{ReadOnly: true})
+		if errors.Is(err, container.ErrWrongPassphrase) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("unlock with %s: %v", p, err)
+		}
+		v.Close()
+		working = append(working, p)
+	}
+	if want != nil && !slices.Equal(working, want) {
+		t.Fatalf("opens with %v, want %v", working, want)
+	}
+	if len(working) == 0 {
+		t.Fatal("no passphrase opens the vault")
+	}
+	vol, err := container.Open(path, pass(working[0]), &container.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vol.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(vol, 0, vol.Size())); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(h.Sum(nil), sum[:]) {
+		t.Fatal("the data changed")
+	}
+	return working
+}
+
+// repairAndCheck opens the vault read-write (which repairs a stale copy)
+// and checks that both copies are then intact.
+func repairAndCheck(t *testing.T, path, p string, pass func(string) []byte) {
+	t.Helper()
+	v, err := container.Unlock(path, pass(p), nil)
+	if err != nil {
+		t.Fatalf("read-write unlock: %v", err)
+	}
+	v.Close()
+	info, err := container.Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Primary.Problem != "" || info.Backup.Problem != "" {
+		t.Fatalf("after a read-write unlock: primary %q, backup %q", info.Primary.Problem, info.Backup.Problem)
+	}
+}
+
+func copyVault(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

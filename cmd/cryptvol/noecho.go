@@ -1,0 +1,14 @@
+package main
+
+import "golang.org/x/sys/unix"
+
+// noEcho turns the terminal's echo off, leaving line editing on: askTerminal
+// does it before the prompt shows (term.ReadPassword only does it after).
+func noEcho(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Lflag &^= unix.ECHO
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
