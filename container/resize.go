@@ -107,4 +107,3 @@ func (v *Vault) overwrite(ctx context.Context, start, end int64, progress func(d
 	}
 	return nil
 }
-
