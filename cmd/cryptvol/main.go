@@ -92,6 +92,7 @@ unsupported vault.`,
 		newListCommand(u),
 		newServeCommand(u),
 		newServerCommand(u),
+		newBenchmarkCommand(u),
 	)
 	return root
 }
