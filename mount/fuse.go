@@ -99,6 +99,11 @@ func ServeFUSEFile(dev Device, opts FUSEOptions) (*FUSEFile, error) {
 		MaxWrite:           fuseMaxWrite,
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true,
+		// go-fuse would first try to splice every READ reply through
+		// a pipe, which works only for replies read from a file
+		// descriptor: ours are built in memory, so each try cost two
+		// system calls for nothing.
+		DisableSplice: true,
 		// Nothing below cmd prints; I/O errors go to OnError.
 		Logger: log.New(io.Discard, "", 0),
 	}
