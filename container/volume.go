@@ -377,9 +377,30 @@ func (v *Volume) pread(b []byte, off int64) error {
 	return nil
 }
 
+// writeBehindMin is the smallest write whose writeback pwrite starts at once.
+// Smaller writes stay dirty in the page cache, where rewrites of the same
+// blocks (metadata, journals) and neighbours merge: started one by one, 4 KiB
+// random writes ran at half the rate (fio, 16 in flight, on the loop path).
+const writeBehindMin = 128 << 10
+
+// pwrite writes ciphertext to the data area; a large write it also starts
+// writing back to the disk at once (sync_file_range SYNC_FILE_RANGE_WRITE:
+// no waiting, no durability promise; Sync still gives that). Writes reach a
+// Volume from a cache of their own (the filesystem's above the loop device, a
+// virtual machine's, an NBD client's) that has already decided to write them;
+// held back as dirty pages of the vault file they only piled up for the next
+// flush, which then had to write them all while its caller waited. dm-crypt
+// sends its writes on to the disk the same way. The cost: writes that are
+// never flushed now go at the disk's pace rather than memory's. Errors are
+// ignored: this only changes when the kernel writes.
 func (v *Volume) pwrite(b []byte, off int64) error {
-	_, err := v.f.WriteAt(b, v.dataOff+off)
-	return err
+	if _, err := v.f.WriteAt(b, v.dataOff+off); err != nil {
+		return err
+	}
+	if len(b) >= writeBehindMin {
+		unix.SyncFileRange(int(v.f.Fd()), v.dataOff+off, int64(len(b)), unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return nil
 }
 
 // Sync makes every completed write durable (fdatasync of the vault file).
