@@ -257,6 +257,20 @@ func (v *Volume) readUnaligned(p []byte, off int64) error {
 
 // WriteAt writes plaintext; p is not modified. Writing past the end is an error.
 func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+	return v.write(p, off, false)
+}
+
+// WriteAtInPlace is WriteAt for a caller that owns p and has no further use
+// for its contents, such as a server writing a request's payload: a write of
+// whole sectors is encrypted in p itself, which then holds ciphertext, instead
+// of being copied through a buffer of the Volume's. That spares the buffer
+// (the memory of one per write in flight) and leaves no plaintext behind in p.
+// An unaligned write leaves p unchanged.
+func (v *Volume) WriteAtInPlace(p []byte, off int64) (int, error) {
+	return v.write(p, off, true)
+}
+
+func (v *Volume) write(p []byte, off int64, inPlace bool) (int, error) {
 	if err := v.enter(); err != nil {
 		return 0, err
 	}
@@ -271,11 +285,17 @@ func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 	if clipped {
 		return 0, fmt.Errorf("write of %d bytes at %d goes past the end of the volume (%d bytes)", len(p), off, v.size)
 	}
-	if v.aligned(n, off) {
+	switch {
+	case v.aligned(n, off) && inPlace:
+		v.rmw.RLock()
+		v.crypt(v.xts.Encrypt, p, p, off)
+		err = v.pwrite(p, off)
+		v.rmw.RUnlock()
+	case v.aligned(n, off):
 		v.rmw.RLock()
 		err = v.writeSectors(p, off)
 		v.rmw.RUnlock()
-	} else {
+	default:
 		v.rmw.Lock()
 		err = v.writeUnaligned(p, off)
 		v.rmw.Unlock()
