@@ -9,8 +9,11 @@
 #           --via loop` (FUSE file + loop device, ext4), fio sequential 1 MiB
 #           direct write (end_fsync) and read, beside a plaintext file on a loop
 #           device and qemu-storage-daemon's FUSE export of a LUKS image on loop;
-# and the memory (VmRSS, VmHWM) of cryptvol's server processes before, during
-# and after that load.
+#   mem     the memory of cryptvol's servers under sustained load: one `cryptvol
+#           serve` moving SIZE in and out MEMPASSES times, one vault opened via
+#           loop taking MEMPASSES fio write and read passes; VmRSS after every
+#           pass, VmHWM at the end. The nbd and fs runs also report VmRSS
+#           before, during and after their load.
 #
 # The peers are measured by ../shared/bench/peers.sh and cryptvol by the same
 # method (its nbdcopy and fio command lines, copied here). The machine may be
@@ -18,10 +21,10 @@
 # keeps each figure's best, the same rule for both sides; other load only ever
 # slows a measurement down. Compare ratios from one run, not MiB/s across runs.
 #
-# Usage: sudo bench/run.sh [cipher|nbd|fs]...     (default: all of them)
-#   ROUNDS=3 SIZE=1G FIOSZ=512M by default; PEERS=path to override peers.sh;
-#   CRYPTVOL_BIN=path measures that cryptvol binary (say, one built from an
-#   older commit) instead of building this tree.
+# Usage: sudo bench/run.sh [cipher|nbd|fs|mem]...     (default: all of them)
+#   ROUNDS=3 SIZE=1G FIOSZ=512M MEMPASSES=10 by default; PEERS=path to
+#   override peers.sh; CRYPTVOL_BIN=path measures that cryptvol binary (say,
+#   one built from an older commit) instead of building this tree.
 # Needs: root, go, and the peers' packages: nbdkit fio qemu-utils
 # qemu-system-common libnbd-bin fuse3 e2fsprogs openssl.
 # Everything it makes lives in one directory under /tmp, removed on exit, with
@@ -32,6 +35,7 @@ PEERS=$(realpath "${PEERS:-../shared/bench/peers.sh}")
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-1G}
 FIOSZ=${FIOSZ:-512M}
+MEMPASSES=${MEMPASSES:-10}
 ARGS="$*"
 want() { [ -z "$ARGS" ] && return 0; for a in $ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
 
@@ -67,7 +71,7 @@ if want cipher; then
 	ROUNDS=$ROUNDS bench/cipher.sh
 	echo
 fi
-want nbd || want fs || exit 0
+want nbd || want fs || want mem || exit 0
 
 if [ -n "${CRYPTVOL_BIN:-}" ]; then
 	cp "$CRYPTVOL_BIN" "$BIN"
@@ -101,14 +105,31 @@ mem_report() {
 				name, b[1] / 1024, peak / 1024, a[1] / 1024, hwm / 1024 }' "$4"
 }
 
+# The peers' fio command lines (peers.sh fio_pair); KiB/s.
+fio_write() { fio --name=w --filename="$1" --rw=write --bs=1M --size="$FIOSZ" --direct=1 --end_fsync=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $48}'; }
+fio_read() { fio --name=r --filename="$1" --rw=read --bs=1M --size="$FIOSZ" --direct=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $7}'; }
+
+# serve_start VAULT SOCKET: start `cryptvol serve` and wait until it listens.
+serve_start() {
+	"$BIN" serve "$1" --listen "unix:$2" --passphrase-file "$tmp/pw" >"$tmp/serve.out" 2>&1 &
+	serve_pid=$!
+	for _ in $(seq 100); do grep -q '^serving' "$tmp/serve.out" && return; sleep 0.1; done
+	cat "$tmp/serve.out" >&2
+	return 1
+}
+serve_stop() {
+	kill -INT "$serve_pid"
+	wait "$serve_pid" || { cat "$tmp/serve.out" >&2; return 1; }
+	serve_pid=
+}
+# open_pid: the pid of the background server of the one open vault.
+open_pid() { "$BIN" list --json | awk -F': ' '/"pid"/ {sub(/,$/, "", $2); print $2}'; }
+
 nbd_ours() { # round
-	local v=$tmp/n.cv sock=$tmp/n.sock out=$tmp/serve.out w r before after
+	local v=$tmp/n.cv sock=$tmp/n.sock w r before after
 	rm -f "$v"
 	cv create "$v" --size "$SIZE" --filesystem none "${KDF[@]}" -q >/dev/null
-	"$BIN" serve "$v" --listen "unix:$sock" --passphrase-file "$tmp/pw" >"$out" 2>&1 &
-	serve_pid=$!
-	for _ in $(seq 100); do grep -q '^serving' "$out" && break; sleep 0.1; done
-	grep -q '^serving' "$out" || { cat "$out" >&2; return 1; }
+	serve_start "$v" "$sock"
 	before=$(mem_now "$serve_pid")
 	mem_start "$serve_pid" "$tmp/mem.nbd"
 	local uri="nbd+unix:///?socket=$sock"
@@ -117,9 +138,7 @@ nbd_ours() { # round
 	sleep 1
 	mem_stop
 	after=$(mem_now "$serve_pid")
-	kill -INT "$serve_pid"
-	wait "$serve_pid" || { cat "$out" >&2; return 1; }
-	serve_pid=
+	serve_stop
 	echo "nbd cryptvol-serve write_MiBps=$(mbps "$w" "$BYTES") read_MiBps=$(mbps "$r" "$BYTES")"
 	mem_report "serve-round$1" "$before" "$after" "$tmp/mem.nbd"
 	rm -f "$v" "$tmp/mem.nbd"
@@ -131,14 +150,13 @@ fs_ours() { # round
 	mkdir -p "$mnt"
 	cv create "$v" --size "$SIZE" --filesystem ext4 "${KDF[@]}" -q >/dev/null
 	cv open "$v" "$mnt" --via loop >/dev/null
-	pid=$("$BIN" list --json | awk -F': ' '/"pid"/ {sub(/,$/, "", $2); print $2}')
+	pid=$(open_pid)
 	before=$(mem_now "$pid")
 	mem_start "$pid" "$tmp/mem.fs"
-	# The peers' fio command lines (peers.sh fio_pair).
-	w=$(fio --name=w --filename="$mnt/f" --rw=write --bs=1M --size="$FIOSZ" --direct=1 --end_fsync=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $48}')
+	w=$(fio_write "$mnt/f")
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	r=$(fio --name=r --filename="$mnt/f" --rw=read --bs=1M --size="$FIOSZ" --direct=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $7}')
+	r=$(fio_read "$mnt/f")
 	sleep 1
 	mem_stop
 	after=$(mem_now "$pid")
@@ -146,6 +164,35 @@ fs_ours() { # round
 	echo "fs cryptvol-loop write_MiBps=$((w / 1024)) read_MiBps=$((r / 1024))"
 	mem_report "open-loop-round$1" "$before" "$after" "$tmp/mem.fs"
 	rm -f "$v" "$tmp/mem.fs"
+}
+
+# mem_ours: both servers under sustained load, VmRSS and VmHWM (KiB) after
+# every pass, pass 0 being before any.
+mem_ours() {
+	local v=$tmp/m.cv sock=$tmp/m.sock mnt=$tmp/fs pid i
+	rm -f "$v"
+	cv create "$v" --size "$SIZE" --filesystem none "${KDF[@]}" -q >/dev/null
+	serve_start "$v" "$sock"
+	echo "memsus serve 0 $(mem_now "$serve_pid")"
+	for i in $(seq "$MEMPASSES"); do
+		nbdcopy "$tmp/rnd.bin" "nbd+unix:///?socket=$sock"
+		nbdcopy "nbd+unix:///?socket=$sock" null:
+		echo "memsus serve $i $(mem_now "$serve_pid")"
+	done
+	serve_stop
+	rm -f "$v"
+	mkdir -p "$mnt"
+	cv create "$v" --size "$SIZE" --filesystem ext4 "${KDF[@]}" -q >/dev/null
+	cv open "$v" "$mnt" --via loop >/dev/null
+	pid=$(open_pid)
+	echo "memsus open-loop 0 $(mem_now "$pid")"
+	for i in $(seq "$MEMPASSES"); do
+		fio_write "$mnt/f" >/dev/null
+		fio_read "$mnt/f" >/dev/null
+		echo "memsus open-loop $i $(mem_now "$pid")"
+	done
+	"$BIN" close "$mnt" >/dev/null
+	rm -f "$v"
 }
 
 echo "machine:$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2), $(nproc) CPUs," \
@@ -160,6 +207,9 @@ BYTES=$(stat -c %s "$tmp/rnd.bin")
 # collected in a file and shown on stderr as they come. The functions run in
 # this shell (not in a pipeline) so that cleanup knows the server they start.
 emit() { tee -a "$tmp/samples" | sed 's/^/sample: /' >&2; }
+# Before each side's turn: the other side's deleted files are discarded and
+# its dirty pages written, so that neither measures the other's cleanup.
+settle() { sync; sleep 3; }
 # peers.sh does not check its steps: when one fails (qemu-img create of the
 # LUKS image now and then fails with "Unable to get accurate CPU usage"), it
 # still prints a figure, timed on nothing. Such a run is retried, and its
@@ -176,18 +226,32 @@ peers() { # nbd|fs
 	done
 	echo "bench/run.sh: no peer figures for $1 in this round" >&2
 }
+# ours KIND ROUND: cryptvol's turn. It goes first in even rounds, so that
+# neither side always follows the other.
+ours() {
+	settle
+	"$1_ours" "$2" >"$tmp/round.out"
+	emit <"$tmp/round.out"
+}
 for round in $(seq "$ROUNDS"); do
-	if want nbd; then
-		peers nbd
-		nbd_ours "$round" >"$tmp/round.out"
-		emit <"$tmp/round.out"
-	fi
-	if want fs; then
-		peers fs
-		fs_ours "$round" >"$tmp/round.out"
-		emit <"$tmp/round.out"
-	fi
+	for kind in nbd fs; do
+		want "$kind" || continue
+		if [ $((round % 2)) = 0 ]; then
+			ours "$kind" "$round"
+			settle
+			peers "$kind"
+		else
+			settle
+			peers "$kind"
+			ours "$kind" "$round"
+		fi
+	done
 done
+if want mem; then
+	settle
+	mem_ours >"$tmp/round.out"
+	emit <"$tmp/round.out"
+fi
 
 # Best figure per name and direction; each peer's row carries cryptvol's ratio
 # to it and the issue's target for that ratio.
@@ -201,6 +265,10 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		if (r > br[k]) br[k] = r
 	}
 	$1 == "mem" { mem[++nm] = $0 }
+	$1 == "memsus" {
+		if (!($2 in sus)) susorder[++ns] = $2
+		sus[$2] = sus[$2] sprintf(" %6.1f", $4 / 1024); hwm[$2] = $5
+	}
 	function table(kind, ours, title,   i, name, k, o, rw, rr, t, ok) {
 		if (!(kind SUBSEP 1 in order)) return
 		print title ", MiB/s, best of " rounds " rounds; ratio = cryptvol / peer"
@@ -226,11 +294,18 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		table("nbd", "cryptvol-serve", "NBD over a unix socket: nbdcopy of " size " random bytes in (write) and out to null: (read)")
 		table("fs", "cryptvol-loop", "Mounted ext4 on a loop device: fio " fiosz " sequential 1 MiB direct write (end_fsync) and read")
 		if (nm) {
-			print "Server memory, MiB: VmRSS before the load, its peak during (sampled every 0.1 s), after; VmHWM"
+			print "Server memory in the runs above, MiB: VmRSS before the load, its peak during (sampled every 0.1 s), after; VmHWM"
 			for (i = 1; i <= nm; i++) {
 				split(mem[i], f, " ")
 				printf "  %-20s before %6.1f  during <= %6.1f  after %6.1f  hwm %6.1f\n",
 					f[2], val(f[3]), val(f[4]), val(f[5]), val(f[6])
 			}
+			print ""
+		}
+		if (ns) {
+			print "Server memory under sustained load, MiB: VmRSS before pass 1 and after each pass; VmHWM at the end"
+			print "  (a pass: serve, nbdcopy of " size " in and out; open-loop, fio " fiosz " write and read)"
+			for (i = 1; i <= ns; i++)
+				printf "  %-12s%s   hwm %6.1f\n", susorder[i], sus[susorder[i]], hwm[susorder[i]] / 1024
 		}
 	}' "$tmp/samples"
