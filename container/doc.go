@@ -5,7 +5,8 @@
 //
 // Create makes a vault; Open unlocks one with a passphrase and returns a Volume,
 // which reads and writes the plaintext space with ReadAt/WriteAt at any offset and
-// length, safe for concurrent use. Inspect reads what the header tells without a
+// length, safe for concurrent use (WriteAtInPlace, for servers, encrypts in the
+// caller's buffer instead of copying it). Inspect reads what the header tells without a
 // passphrase. Unlock returns a Vault for key management.
 //
 // # Key management

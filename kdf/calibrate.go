@@ -34,15 +34,29 @@ func Calibrate(target time.Duration, memory, threads uint32) (Params, error) {
 	if target <= 0 {
 		return Params{}, fmt.Errorf("target time %v is not positive", target)
 	}
-	salt := make([]byte, SaltSize)
-	start := time.Now()
-	k := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
-	pass := time.Since(start)
-	clear(k)
-	releaseMemory(memory)
-
+	pass, err := Measure(p)
+	if err != nil {
+		return Params{}, err
+	}
 	n := math.Round(float64(target) / float64(max(pass, time.Microsecond)))
 	limit := min(float64(MaxIterations), float64(MaxWork/uint64(memory)))
 	p.Iterations = uint32(max(1, min(n, limit)))
 	return p, p.Validate()
+}
+
+// Measure returns how long one derivation with p takes on this machine, on a
+// fixed passphrase and salt: the time an unlock with a keyslot of these
+// parameters spends in Argon2id. It refuses what Derive refuses, before any
+// work starts.
+func Measure(p Params) (time.Duration, error) {
+	if err := checkParams(p); err != nil {
+		return 0, err
+	}
+	salt := make([]byte, SaltSize)
+	start := time.Now()
+	k := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
+	d := time.Since(start)
+	clear(k)
+	releaseMemory(p.Memory)
+	return d, nil
 }

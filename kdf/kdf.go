@@ -104,20 +104,29 @@ func PhysicalMemory() uint64 {
 // owned by the caller. It refuses out-of-bound parameters and parameters needing
 // more memory than the machine has, before doing any work.
 func Derive(secret, salt []byte, p Params) (*memguard.LockedBuffer, error) {
-	if err := p.Validate(); err != nil {
+	if err := checkParams(p); err != nil {
 		return nil, err
 	}
 	if len(salt) != SaltSize {
 		return nil, fmt.Errorf("argon2id salt is %d bytes, want %d", len(salt), SaltSize)
-	}
-	if phys := PhysicalMemory(); phys != 0 && uint64(p.Memory)*1024 > phys {
-		return nil, fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), phys>>20)
 	}
 	key := argon2id(secret, salt, p, KeySize)
 	// Hand the memory Argon2 used back to the system now instead of keeping it
 	// in the heap for the life of the process.
 	releaseMemory(p.Memory)
 	return memguard.NewBufferFromBytes(key), nil // wipes key
+}
+
+// checkParams refuses parameters out of the format's bounds or needing more
+// memory than the machine has.
+func checkParams(p Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if phys := PhysicalMemory(); phys != 0 && uint64(p.Memory)*1024 > phys {
+		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), phys>>20)
+	}
+	return nil
 }
 
 func releaseMemory(kib uint32) {

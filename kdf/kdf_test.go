@@ -126,6 +126,17 @@ func TestCalibrate(t *testing.T) {
 	}
 }
 
+func TestMeasure(t *testing.T) {
+	d, err := Measure(Params{MinMemory, 1, 1})
+	if err != nil || d <= 0 {
+		t.Fatalf("Measure = %v, %v", d, err)
+	}
+	var pe *ParamError
+	if _, err := Measure(Params{MinMemory, 0, 1}); !errors.As(err, &pe) || pe.Field != "iterations" {
+		t.Fatalf("zero iterations: %v, want an iterations error", err)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	m := DefaultMemory()
 	if m < MinMemory || m > 1<<20 {

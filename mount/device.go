@@ -19,3 +19,22 @@ type Device interface {
 	// read-modify-write.
 	SectorSize() int
 }
+
+// InPlaceWriter is implemented by a Device that can write from a buffer it
+// may overwrite (*container.Volume encrypts in it). The servers use it for
+// buffers they own and are done with once the write returns: NBD WRITE
+// payloads and FUSE WRITE requests.
+type InPlaceWriter interface {
+	// WriteAtInPlace is WriteAt, except that p's contents are undefined
+	// afterwards.
+	WriteAtInPlace(p []byte, off int64) (int, error)
+}
+
+// writeOwned writes p, which the caller owns and will not read again, in
+// place if dev can.
+func writeOwned(dev Device, p []byte, off int64) (int, error) {
+	if w, ok := dev.(InPlaceWriter); ok {
+		return w.WriteAtInPlace(p, off)
+	}
+	return dev.WriteAt(p, off)
+}

@@ -100,6 +100,19 @@ func ServeFUSEFile(dev Device, opts FUSEOptions) (*FUSEFile, error) {
 		MaxWrite:           fuseMaxWrite,
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true,
+		// The loop device submits its direct I/O to the file as
+		// asynchronous requests. With FUSE_ASYNC_DIO the kernel sends
+		// them on as background requests and lets the loop device go
+		// on to its next one, so as many as max_background (12, the
+		// kernel's default) reach Device.ReadAt/WriteAt in parallel.
+		// Without it the loop device waits for each reply before it
+		// sends the next request, whatever the queue depth above it.
+		ExtraCapabilities: fuse.CAP_ASYNC_DIO,
+		// go-fuse would first try to splice every READ reply through
+		// a pipe, which works only for replies read from a file
+		// descriptor: ours are built in memory, so each try cost two
+		// system calls for nothing.
+		DisableSplice: true,
 		// Nothing below cmd prints; I/O errors go to OnError.
 		Logger: log.New(io.Discard, "", 0),
 	}

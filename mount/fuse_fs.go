@@ -148,7 +148,9 @@ func (v *volumeFS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint
 		return 0, fuse.Status(syscall.ENOSPC)
 	}
 	data = data[:min(int64(len(data)), v.size-off)]
-	n, err := v.dev.WriteAt(data, off)
+	// data is the request's own input buffer, which go-fuse reuses only
+	// for a later request, after this one is answered.
+	n, err := writeOwned(v.dev, data, off)
 	if err != nil {
 		v.report("write", off, err)
 		return uint32(n), writeStatus(err)

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -481,5 +483,50 @@ func TestFUSEFileDeviceErrors(t *testing.T) {
 	defer mu.Unlock()
 	if len(reported) != 1 || reported[0] != fmt.Sprintf("read at %d", 1<<20) {
 		t.Errorf("OnError saw %v", reported)
+	}
+}
+
+// scribbleSparse is a sparseDevice with a WriteAtInPlace that overwrites the
+// caller's buffer afterwards, as an encrypting device does.
+type scribbleSparse struct {
+	*sparseDevice
+	inPlace atomic.Int64
+}
+
+func (d *scribbleSparse) WriteAtInPlace(p []byte, off int64) (int, error) {
+	d.inPlace.Add(1)
+	n, err := d.sparseDevice.WriteAt(p, off)
+	for i := range p {
+		p[i] = 0xee
+	}
+	return n, err
+}
+
+// TestFUSEFileWriteInPlace: WRITE requests go to an InPlaceWriter, and its
+// scribbling on the request buffer changes nothing that is read back.
+func TestFUSEFileWriteInPlace(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dev := &scribbleSparse{sparseDevice: newSparseDevice(8<<20, 4096)}
+	f := serveForTest(t, dev, false)
+	want := make([]byte, 3<<20)
+	rand.Read(want)
+	file, err := os.OpenFile(f.Path(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	if dev.inPlace.Load() == 0 {
+		t.Fatal("no write went through WriteAtInPlace")
+	}
+	got := make([]byte, len(want))
+	if _, err := file.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("read back differs from what was written")
 	}
 }

@@ -3,6 +3,8 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +28,8 @@ func Harden(ioFlusher bool) (warnings []string, err error) {
 	}
 	if err := lockAllMemory(); err != nil {
 		warnings = append(warnings, err.Error())
+	} else if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(lockedGCPercent)
 	}
 	if ioFlusher {
 		if err := unix.Prctl(unix.PR_SET_IO_FLUSHER, 1, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
@@ -34,6 +38,18 @@ func Harden(ioFlusher bool) (warnings []string, err error) {
 	}
 	return warnings, nil
 }
+
+// lockedGCPercent is the garbage collector's GOGC once all memory is locked.
+// The default, 100, lets the heap grow to twice what is live before a
+// collection; every page it grows into becomes locked RAM, and the resident
+// size follows the largest heap the collector ever allowed. Buffers the
+// servers take from sync.Pools (go-fuse's, for FUSE requests) are dropped at
+// each collection and allocated anew, so that target kept rising: the loop
+// server grew from 18 to 76 MiB over thirty passes of bench/run.sh mem. At 25
+// it stayed between 20 and 31 MiB, the NBD server at 21 instead of 27, and
+// throughput did not change measurably: the heaps are a few MiB of buffers,
+// quick to mark. A GOGC in the environment still wins.
+const lockedGCPercent = 25
 
 // lockAllMemory locks current and future pages (as they are touched, so the
 // Go runtime's reserved address space costs nothing). With a limited

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"golang.org/x/sys/unix"
@@ -348,5 +350,79 @@ func TestAttachLoopCloseWhileMounted(t *testing.T) {
 	}
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close after the unmount: %v", err)
+	}
+}
+
+// gateDevice holds every ReadAt at or past gateFrom until want of them are
+// inside ReadAt at once (or a generous deadline passes), and records the
+// most it saw at once.
+type gateDevice struct {
+	*sparseDevice
+	gateFrom int64
+	want     int
+
+	mu      sync.Mutex
+	inside  int
+	most    int
+	arrived chan struct{} // closed when want reads are inside
+}
+
+func (d *gateDevice) ReadAt(p []byte, off int64) (int, error) {
+	if off >= d.gateFrom {
+		d.mu.Lock()
+		d.inside++
+		d.most = max(d.most, d.inside)
+		if d.inside == d.want {
+			close(d.arrived)
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.arrived:
+		case <-time.After(10 * time.Second): // the test fails; it does not hang
+		}
+		d.mu.Lock()
+		d.inside--
+		d.mu.Unlock()
+	}
+	return d.sparseDevice.ReadAt(p, off)
+}
+
+// TestLoopRequestsReachDeviceInParallel: two reads in flight on the loop
+// device are both inside Device.ReadAt at once. The loop device hands the FUSE
+// file asynchronous direct I/O, which the FUSE connection serves
+// asynchronously only with FUSE_ASYNC_DIO; without it the loop device's
+// worker waits for each request before it sends the next, and the server sees
+// one at a time whatever the queue depth.
+func TestLoopRequestsReachDeviceInParallel(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	const gateFrom = 4 << 20
+	dev := &gateDevice{sparseDevice: newSparseDevice(8<<20, 4096), gateFrom: gateFrom, want: 2, arrived: make(chan struct{})}
+	a := attachLoopForTest(t, dev, t.TempDir(), true)
+	f, err := os.OpenFile(a.DevicePath(), os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			buf, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer unix.Munmap(buf)
+			if _, err := f.ReadAt(buf, gateFrom+int64(i)<<20); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	dev.mu.Lock()
+	most := dev.most
+	dev.mu.Unlock()
+	if most < 2 {
+		t.Errorf("at most %d read of 2 was inside Device.ReadAt at once: the loop device's requests are served one at a time", most)
 	}
 }

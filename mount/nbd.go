@@ -323,8 +323,21 @@ func (s *NBDServer) report(err error) {
 	}
 }
 
+// nbdUnixSendBuffer is the send buffer asked for on a Unix socket connection
+// (SO_SNDBUF; the kernel doubles it and caps it at net.core.wmem_max). The
+// default, about 208 KiB, is less than one 256 KiB READ reply of nbdcopy or
+// qemu: a reply then goes out in two or more writes with a wait for the
+// client in between, and Go parks the goroutine on every EAGAIN. 1 MiB
+// removes most of those waits (4 MiB measured no better; docs/PERFORMANCE.md
+// "NBD"). TCP is left alone: setting SO_SNDBUF there turns off the kernel's
+// buffer autotuning.
+const nbdUnixSendBuffer = 1 << 20
+
 // track registers a connection so that Close can stop it.
 func (s *NBDServer) track(conn net.Conn) (*nbdConn, error) {
+	if uc, ok := conn.(*net.UnixConn); ok {
+		uc.SetWriteBuffer(nbdUnixSendBuffer) // best effort: only speed depends on it
+	}
 	c := &nbdConn{
 		srv:      s,
 		conn:     conn,

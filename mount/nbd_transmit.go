@@ -275,7 +275,7 @@ func (s *NBDServer) execute(req protocol.TransmissionRequestHeader, buf []byte) 
 // write hands a request's own buffer to the Device. The buffer is not used
 // again before it returns to the pool, so an in-place writer may clobber it.
 func (s *NBDServer) write(p []byte, off int64) error {
-	_, err := s.dev.WriteAt(p, off)
+	_, err := writeOwned(s.dev, p, off)
 	return err
 }
 

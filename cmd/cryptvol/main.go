@@ -94,6 +94,7 @@ unsupported vault.`,
 		newServeCommand(u),
 		newManCommand(u),
 		newServerCommand(u),
+		newBenchmarkCommand(u),
 	)
 	registerCompletions(root)
 	return root

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cryptvol/cryptvol/cipher"
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 func TestMain(m *testing.M) {
@@ -23,7 +27,12 @@ func TestMain(m *testing.M) {
 		main()
 	}
 	testscript.Main(m, map[string]func(){
-		"cryptvol": main,
+		"cryptvol": func() {
+			// benchmark's default Argon2id timing, the only KDF cost the
+			// scripts cannot lower with flags.
+			benchDefaultKDF = func() kdf.Params { return kdf.Params{Memory: kdf.MinMemory, Iterations: 1, Threads: 1} }
+			main()
+		},
 	})
 }
 
@@ -35,6 +44,7 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup:               func(env *testscript.Env) error { env.Setenv("GORACE", noRaceExitSleep); return nil },
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"benchjson":   cmdBenchJSON,
 			"exits":       cmdExits,
 			"patch":       cmdPatch,
 			"truncate":    cmdTruncate,
@@ -136,6 +146,70 @@ func cmdZeroTail(ts *testscript.TestScript, neg bool, args []string) {
 	for i := from; i < len(b); i++ {
 		if b[i] != 0 {
 			ts.Fatalf("%s: byte %d is %#x, not zero", args[0], i, b[i])
+		}
+	}
+}
+
+// benchjson KDFRESULTS: check the `cryptvol benchmark --json` output in stdout:
+// every implementation this CPU runs and the reference measured in every case
+// with the fields the schema promises, exactly one selected result per op,
+// sector_size and request_size, naming what cipher.New picks, and KDFRESULTS
+// Argon2id results, the first with the default parameters.
+func cmdBenchJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: benchjson KDFRESULTS")
+	}
+	wantKDF, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	var results []benchJSON
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile("stdout")), &results))
+	type key struct {
+		op            string
+		sector, bytes int
+	}
+	selected := map[key][]string{}
+	measured := map[string]int{}
+	var kdfs []benchJSON
+	for _, r := range results {
+		if r.Impl == "argon2id" {
+			if r.Op != "derive" || r.Seconds <= 0 || r.MemoryKiB == 0 || r.Iterations == 0 || r.Threads == 0 || r.Selected {
+				ts.Fatalf("bad argon2id result %+v", r)
+			}
+			kdfs = append(kdfs, r)
+			continue
+		}
+		if (r.Op != "encrypt" && r.Op != "decrypt") || (r.SectorSize != 512 && r.SectorSize != 4096) ||
+			r.RequestSize%r.SectorSize != 0 || r.MiBPerS <= 0 || r.Seconds != 0 || r.Default {
+			ts.Fatalf("bad cipher result %+v", r)
+		}
+		measured[r.Impl]++
+		if r.Selected {
+			k := key{r.Op, r.SectorSize, r.RequestSize}
+			selected[k] = append(selected[k], r.Impl)
+		}
+	}
+	for _, impl := range append(cipher.Implementations(), xtsReference) {
+		if measured[impl] != 2*len(benchShapes) {
+			ts.Fatalf("%s measured in %d cases, want %d", impl, measured[impl], 2*len(benchShapes))
+		}
+	}
+	if len(measured) != len(cipher.Implementations())+1 {
+		ts.Fatalf("results for %d implementations, want %d", len(measured), len(cipher.Implementations())+1)
+	}
+	if len(selected) != 2*len(benchShapes) {
+		ts.Fatalf("selected results in %d cases, want %d: %v", len(selected), 2*len(benchShapes), selected)
+	}
+	for k, impls := range selected {
+		if len(impls) != 1 || impls[0] != cipher.Implementations()[0] {
+			ts.Fatalf("%+v: selected %v, want exactly %s", k, impls, cipher.Implementations()[0])
+		}
+	}
+	if len(kdfs) != wantKDF || !kdfs[0].Default || kdfs[0].Iterations != 1 {
+		ts.Fatalf("argon2id results %+v, want %d, the first the default parameters at one iteration", kdfs, wantKDF)
+	}
+	for _, r := range kdfs[1:] {
+		if r.Default {
+			ts.Fatalf("given parameters marked default: %+v", r)
 		}
 	}
 }
