@@ -339,3 +339,67 @@ func TestWriteAtInPlace(t *testing.T) {
 		t.Fatal("unaligned in-place write reads back wrong")
 	}
 }
+
+// TestReadAhead: sequential large reads, also when a MiB arrives as two
+// requests out of order, are followed by prefetch hints that stay ahead of
+// the reader without repeating themselves and stop at the end of the volume;
+// small reads and random reads give none.
+func TestReadAhead(t *testing.T) {
+	const mib = 1 << 20
+	_, vol := create(t, 64*mib, 4096, "pw")
+	type hint struct{ off, n int64 }
+	var hints []hint
+	vol.prefetch = func(off, n int64) { hints = append(hints, hint{off, n}) }
+	buf := make([]byte, mib)
+	read := func(off int64, n int) {
+		t.Helper()
+		if _, err := vol.ReadAt(buf[:n], off); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A file read sequentially in 1 MiB requests (readAheadWindow 4 MiB):
+	// one hint of the window first, then one per half window read, each
+	// starting where the last ended.
+	for off := int64(0); off < 8*mib; off += mib {
+		read(off, mib)
+	}
+	want := []hint{{1 * mib, 4 * mib}, {5 * mib, 2 * mib}, {7 * mib, 2 * mib}, {9 * mib, 2 * mib}}
+	if fmt.Sprint(hints) != fmt.Sprint(want) {
+		t.Fatalf("sequential reads: hints %v, want %v", hints, want)
+	}
+
+	// The same MiB as a 1020 KiB request and then its first 4 KiB, as the
+	// loop device sends them: still sequential.
+	hints = nil
+	for off := int64(8 * mib); off < 16*mib; off += mib {
+		read(off+4096, mib-4096)
+		read(off, 4096)
+	}
+	if len(hints) == 0 {
+		t.Fatal("out-of-order halves of sequential MiBs gave no hint")
+	}
+
+	// Random large reads and small sequential reads: no hint.
+	hints = nil
+	for _, off := range []int64{40 * mib, 20 * mib, 50 * mib, 30 * mib, 5 * mib} {
+		read(off, mib)
+	}
+	for off := int64(0); off < mib; off += 64 << 10 {
+		read(off, 64<<10)
+	}
+	if len(hints) != 0 {
+		t.Fatalf("random or small reads gave hints %v", hints)
+	}
+
+	// Near the end the hint stops at the volume's size.
+	hints = nil
+	for off := int64(56 * mib); off < 64*mib; off += mib {
+		read(off, mib)
+	}
+	for _, h := range hints {
+		if h.off+h.n > vol.Size() {
+			t.Fatalf("hint %v goes past the end (%d)", h, vol.Size())
+		}
+	}
+}
