@@ -37,6 +37,7 @@ ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-1G}
 FIOSZ=${FIOSZ:-512M}
 MEMPASSES=${MEMPASSES:-10}
+SETTLE=${SETTLE:-3}
 ARGS="$*"
 want() { [ -z "$ARGS" ] && return 0; for a in $ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
 
@@ -217,7 +218,7 @@ echo "machine:$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2), $(nproc) CP
 	"$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); Linux $(uname -r);" \
 	"$(go env GOVERSION); vault files on $(findmnt -n -o FSTYPE -T "$tmp") ($(findmnt -n -o SOURCE -T "$tmp"))"
 echo "cryptvol: $built"
-echo "peers: $(nbdkit --version 2>/dev/null | head -1), $(qemu-nbd --version | head -1 | awk '{print $1, $2, $3}'), $(fio --version)"
+echo "peers: $(nbdkit --version 2>/dev/null | head -1), $(qemu-nbd --version | head -1 | awk '{print $1, $2}'), $(fio --version), $(qemu-storage-daemon --version | head -1 | awk '{print $1, $3}')"
 
 head -c "$SIZE" /dev/urandom >"$tmp/rnd.bin"
 BYTES=$(stat -c %s "$tmp/rnd.bin")
@@ -227,7 +228,7 @@ BYTES=$(stat -c %s "$tmp/rnd.bin")
 emit() { tee -a "$tmp/samples" | sed 's/^/sample: /' >&2; }
 # Before each side's turn: the other side's deleted files are discarded and
 # its dirty pages written, so that neither measures the other's cleanup.
-settle() { sync; sleep 3; }
+settle() { sync; sleep "$SETTLE"; }
 # peers.sh does not check its steps: when one fails (qemu-img create of the
 # LUKS image now and then fails with "Unable to get accurate CPU usage"), it
 # still prints a figure, timed on nothing. Such a run is retried, and its
