@@ -30,17 +30,9 @@ type CopyStatus struct {
 // Inspect reads the vault's header copies without unlocking (and without
 // changing the file). It fails with ErrDamaged if no copy is valid.
 func Inspect(path string) (*Info, error) {
-	f, err := os.Open(path)
+	l, err := readLayoutOf(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	if err := lockByte(f, headerLockByte, false, true); err != nil {
-		return nil, err
-	}
-	l, err := readLayout(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &Info{
 		Path: path, FileSize: l.fileSize, Header: *l.winner.h,
@@ -64,4 +56,22 @@ func (l *layout) status(c *headerCopy) CopyStatus {
 		s.Problem = "differs from the other copy with the same sequence number"
 	}
 	return s
+}
+
+// readLayoutOf reads the header copies of the vault at path, read-only and
+// under a shared header lock, so that no header update is seen half-written.
+func readLayoutOf(path string) (*layout, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := lockByte(f, headerLockByte, false, true); err != nil {
+		return nil, err
+	}
+	l, err := readLayout(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
 }

@@ -13,17 +13,9 @@ var ErrOtherVault = errors.New("the header backup belongs to another vault")
 // `cryptvol header backup` stores it. It holds the keyslots: every passphrase
 // valid now opens the vault's data with it.
 func BackupHeader(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	l, err := readLayoutOf(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	if err := lockByte(f, headerLockByte, false, true); err != nil {
-		return nil, err
-	}
-	l, err := readLayout(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return l.winner.raw, nil
 }
