@@ -40,26 +40,15 @@ Keep it as safe as the vault itself.`,
 			if err != nil {
 				return err
 			}
-			flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			flag := os.O_EXCL
 			if force {
-				flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+				flag = os.O_TRUNC
 			}
-			f, err := os.OpenFile(args[1], flag, 0o600)
+			err = writeFileDurably(args[1], raw, flag)
 			if errors.Is(err, os.ErrExist) {
 				return withHint(fmt.Errorf("%s: %w", args[1], container.ErrExists), "pass --force to overwrite it")
 			}
 			if err != nil {
-				return err
-			}
-			if _, err := f.Write(raw); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
 				return err
 			}
 			u.printf("saved the header of %s to %s\n", args[0], args[1])

@@ -24,31 +24,7 @@ func cmdFsyncCopy(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
-	ts.Check(writeDurably(ts.MkAbs(args[1]), b))
-}
-
-func writeDurably(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	ts.Check(writeFileDurably(ts.MkAbs(args[1]), b, os.O_TRUNC))
 }
 
 // mount-tmpfs DIR SIZE: mount a tmpfs of SIZE bytes on DIR (created); it is
@@ -81,7 +57,7 @@ func cmdFillUntilError(ts *testscript.TestScript, neg bool, args []string) {
 		b := make([]byte, 1<<20)
 		rand.Read(b)
 		name := fmt.Sprintf("f%04d", i)
-		if err := writeDurably(filepath.Join(ts.MkAbs(args[0]), name), b); err != nil {
+		if err := writeFileDurably(filepath.Join(ts.MkAbs(args[0]), name), b, os.O_TRUNC); err != nil {
 			var errno syscall.Errno
 			if !errors.As(err, &errno) || (errno != syscall.EIO && errno != syscall.ENOSPC && errno != syscall.EROFS) {
 				ts.Fatalf("file %d: %v: not the error a full disk should give", i, err)
