@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -161,31 +160,14 @@ func TestFUSEFileOneMiBRequests(t *testing.T) {
 	}
 }
 
-// gatedDevice holds every WriteAt until two are in progress at once (or a
-// timeout passes) and records the most seen together.
-type gatedDevice struct {
+// gatedWrites holds every WriteAt in its gate.
+type gatedWrites struct {
 	*sparseDevice
-	mu       sync.Mutex
-	inFlight int
-	most     int
-	both     chan struct{}
+	*gate
 }
 
-func (d *gatedDevice) WriteAt(p []byte, off int64) (int, error) {
-	d.mu.Lock()
-	d.inFlight++
-	d.most = max(d.most, d.inFlight)
-	if d.inFlight == 2 {
-		close(d.both)
-	}
-	d.mu.Unlock()
-	select {
-	case <-d.both:
-	case <-time.After(2 * time.Second):
-	}
-	d.mu.Lock()
-	d.inFlight--
-	d.mu.Unlock()
+func (d *gatedWrites) WriteAt(p []byte, off int64) (int, error) {
+	d.hold()
 	return d.sparseDevice.WriteAt(p, off)
 }
 
@@ -198,7 +180,7 @@ func TestFUSEFileParallelWrites(t *testing.T) {
 		t.Skip("parallel direct writes to FUSE need Linux 6.2")
 	}
 	e2e.CheckLeaks(t)
-	dev := &gatedDevice{sparseDevice: newSparseDevice(8<<20, 4096), both: make(chan struct{})}
+	dev := &gatedWrites{sparseDevice: newSparseDevice(8<<20, 4096), gate: newGate(2)}
 	f := serveForTest(t, dev, false)
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -215,10 +197,8 @@ func TestFUSEFileParallelWrites(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	dev.mu.Lock()
-	defer dev.mu.Unlock()
-	if dev.most < 2 {
-		t.Errorf("at most %d writes reached the device together, want 2", dev.most)
+	if most := dev.mostInside(); most < 2 {
+		t.Errorf("at most %d writes reached the device together, want 2", most)
 	}
 }
 
@@ -486,28 +466,12 @@ func TestFUSEFileDeviceErrors(t *testing.T) {
 	}
 }
 
-// scribbleSparse is a sparseDevice with a WriteAtInPlace that overwrites the
-// caller's buffer afterwards, as an encrypting device does.
-type scribbleSparse struct {
-	*sparseDevice
-	inPlace atomic.Int64
-}
-
-func (d *scribbleSparse) WriteAtInPlace(p []byte, off int64) (int, error) {
-	d.inPlace.Add(1)
-	n, err := d.sparseDevice.WriteAt(p, off)
-	for i := range p {
-		p[i] = 0xee
-	}
-	return n, err
-}
-
 // TestFUSEFileWriteInPlace: WRITE requests go to an InPlaceWriter, and its
 // scribbling on the request buffer changes nothing that is read back.
 func TestFUSEFileWriteInPlace(t *testing.T) {
 	e2e.Root(t)
 	e2e.CheckLeaks(t)
-	dev := &scribbleSparse{sparseDevice: newSparseDevice(8<<20, 4096)}
+	dev := &scribbleDevice{Device: newSparseDevice(8<<20, 4096)}
 	f := serveForTest(t, dev, false)
 	want := make([]byte, 3<<20)
 	rand.Read(want)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"golang.org/x/sys/unix"
@@ -353,36 +352,16 @@ func TestAttachLoopCloseWhileMounted(t *testing.T) {
 	}
 }
 
-// gateDevice holds every ReadAt at or past gateFrom until want of them are
-// inside ReadAt at once (or a generous deadline passes), and records the
-// most it saw at once.
-type gateDevice struct {
+// gatedReads holds every ReadAt at or past gateFrom in its gate.
+type gatedReads struct {
 	*sparseDevice
+	*gate
 	gateFrom int64
-	want     int
-
-	mu      sync.Mutex
-	inside  int
-	most    int
-	arrived chan struct{} // closed when want reads are inside
 }
 
-func (d *gateDevice) ReadAt(p []byte, off int64) (int, error) {
+func (d *gatedReads) ReadAt(p []byte, off int64) (int, error) {
 	if off >= d.gateFrom {
-		d.mu.Lock()
-		d.inside++
-		d.most = max(d.most, d.inside)
-		if d.inside == d.want {
-			close(d.arrived)
-		}
-		d.mu.Unlock()
-		select {
-		case <-d.arrived:
-		case <-time.After(10 * time.Second): // the test fails; it does not hang
-		}
-		d.mu.Lock()
-		d.inside--
-		d.mu.Unlock()
+		d.hold()
 	}
 	return d.sparseDevice.ReadAt(p, off)
 }
@@ -397,7 +376,7 @@ func TestLoopRequestsReachDeviceInParallel(t *testing.T) {
 	e2e.Root(t)
 	e2e.CheckLeaks(t)
 	const gateFrom = 4 << 20
-	dev := &gateDevice{sparseDevice: newSparseDevice(8<<20, 4096), gateFrom: gateFrom, want: 2, arrived: make(chan struct{})}
+	dev := &gatedReads{sparseDevice: newSparseDevice(8<<20, 4096), gate: newGate(2), gateFrom: gateFrom}
 	a := attachLoopForTest(t, dev, t.TempDir(), true)
 	f, err := os.OpenFile(a.DevicePath(), os.O_RDONLY|unix.O_DIRECT, 0)
 	if err != nil {
@@ -419,10 +398,7 @@ func TestLoopRequestsReachDeviceInParallel(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	dev.mu.Lock()
-	most := dev.most
-	dev.mu.Unlock()
-	if most < 2 {
+	if most := dev.mostInside(); most < 2 {
 		t.Errorf("at most %d read of 2 was inside Device.ReadAt at once: the loop device's requests are served one at a time", most)
 	}
 }

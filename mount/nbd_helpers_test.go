@@ -530,3 +530,57 @@ func mustErrno(t testing.TB, what string, got uint32, err error, want uint32) {
 		t.Fatalf("%s: error %d, want %d", what, got, want)
 	}
 }
+
+// scribbleDevice adds to a Device a WriteAtInPlace that overwrites the
+// caller's buffer after writing it, as an encrypting device does.
+type scribbleDevice struct {
+	Device
+	inPlace atomic.Int64
+}
+
+func (d *scribbleDevice) WriteAtInPlace(p []byte, off int64) (int, error) {
+	d.inPlace.Add(1)
+	n, err := d.Device.WriteAt(p, off)
+	for i := range p {
+		p[i] = 0xee
+	}
+	return n, err
+}
+
+// gate holds the calls that pass through it until want of them are inside
+// at once (or a generous deadline passes: the test fails, it does not hang)
+// and records the most it saw at once.
+type gate struct {
+	want    int
+	arrived chan struct{} // closed when want calls are inside
+
+	mu     sync.Mutex
+	inside int
+	most   int
+}
+
+func newGate(want int) *gate { return &gate{want: want, arrived: make(chan struct{})} }
+
+func (g *gate) hold() {
+	g.mu.Lock()
+	g.inside++
+	g.most = max(g.most, g.inside)
+	if g.inside == g.want {
+		close(g.arrived)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.arrived:
+	case <-time.After(10 * time.Second):
+	}
+	g.mu.Lock()
+	g.inside--
+	g.mu.Unlock()
+}
+
+// mostInside is the most calls the gate held at once.
+func (g *gate) mostInside() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.most
+}
