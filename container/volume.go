@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/awnumar/memguard"
 	"golang.org/x/sys/unix"
@@ -38,12 +37,6 @@ type Volume struct {
 	// writes (shared), so a read-modify-write never loses a concurrent write.
 	rmw  sync.RWMutex
 	bufs sync.Pool
-	// Read-ahead hints (prefetch): where the last large read ended and how
-	// far the vault file has been asked for. Hints only, so races between
-	// concurrent reads cost at most a hint too many or too few.
-	lastEnd  atomic.Int64
-	ahead    atomic.Int64
-	prefetch func(off, n int64) // the hint; a test hook
 }
 
 // OpenOptions tune Open and OpenWithKey.
@@ -145,7 +138,6 @@ func newVolume(f *os.File, path string, mk *memguard.LockedBuffer, readOnly bool
 		dataOff: int64(h.DataOffset), size: int64(h.DataSize), ss: int(h.SectorSize),
 		keys: keys, xts: x,
 	}
-	v.prefetch = v.fadviseWillNeed
 	v.bufs.New = func() any { b := make([]byte, chunkSize); return &b }
 	return v, nil
 }
@@ -239,9 +231,6 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 func (v *Volume) readSectors(p []byte, off int64) error {
 	if err := v.pread(p, off); err != nil {
 		return err
-	}
-	if from, n := v.readAhead(off, len(p)); n > 0 {
-		v.prefetch(from, n)
 	}
 	v.crypt(v.xts.Decrypt, p, p, off)
 	return nil
@@ -396,54 +385,6 @@ func (v *Volume) cryptIn(parts int, op func(dst, src []byte, sector uint64), dst
 		wg.Go(func() { op(dst[start:end], src[start:end], sector+uint64(start/v.ss)) })
 	}
 	wg.Wait()
-}
-
-// Read-ahead. A request through the loop path waits for the one before it
-// (a filesystem reading a file sequentially sends 1 MiB at a time, as one or
-// two FUSE requests), so the disk must already be reading the next MiBs when
-// it comes. The kernel's own read-ahead of the vault file did not keep up
-// (the loop device sends each MiB as a 4 KiB and a 1020 KiB request, in
-// parallel, so they reach the file in either order): fio reading a file on
-// the loop path after drop_caches, 12 alternating rounds, median 1224 MiB/s
-// without the hint, 1537 with it, a plain loop-mounted file 1932. A window
-// of 8 MiB measured no better than 4.
-const (
-	// readAheadMin is the smallest read that counts as sequential reading.
-	readAheadMin = 128 << 10
-	// readAheadSlack is how far a read may start from where the last one
-	// ended and still continue it (requests of one MiB arrive out of order).
-	readAheadSlack = 1 << 20
-	// readAheadWindow is how far past a sequential read the vault file is
-	// prefetched; a new hint is given when half of it has been read.
-	readAheadWindow = 4 << 20
-)
-
-// readAhead decides the prefetch after a read of n bytes at off: the
-// plaintext range to hint, or n 0 for none. Only sequential large reads are
-// followed, so random reads never read more of the disk than they ask for.
-func (v *Volume) readAhead(off int64, n int) (from, length int64) {
-	if n < readAheadMin {
-		return 0, 0
-	}
-	end := off + int64(n)
-	prev := v.lastEnd.Swap(end)
-	if off < prev-readAheadSlack || off > prev+readAheadSlack {
-		return 0, 0
-	}
-	from = max(end, v.ahead.Load())
-	to := min(end+readAheadWindow, v.size)
-	if to-from < readAheadWindow/2 {
-		return 0, 0
-	}
-	v.ahead.Store(to)
-	return from, to - from
-}
-
-// fadviseWillNeed asks the kernel to start reading the ciphertext of a
-// plaintext range into the page cache, without waiting (ciphertext only: the
-// page cache never holds plaintext).
-func (v *Volume) fadviseWillNeed(off, n int64) {
-	unix.Fadvise(int(v.f.Fd()), v.dataOff+off, n, unix.FADV_WILLNEED)
 }
 
 func (v *Volume) pread(b []byte, off int64) error {
