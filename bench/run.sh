@@ -10,6 +10,12 @@
 #           --via loop` (FUSE file + loop device, ext4), fio sequential 1 MiB
 #           direct write (end_fsync) and read, beside a plaintext file on a loop
 #           device and qemu-storage-daemon's FUSE export of a LUKS image on loop;
+#   fsread  (only when named) the loop path's reads alone, beside a plain
+#           loop-mounted file: READROUNDS (12) alternating cold reads (fio as in
+#           fs, after drop_caches) and as many warm ones (the files already in
+#           the page cache: the CPU path without the disk), medians. With
+#           CRYPTVOL_BIN_B=path, a second cryptvol binary takes turns too, to
+#           compare two builds in one run;
 #   mem     the memory of cryptvol's servers under sustained load: one `cryptvol
 #           serve` moving SIZE in and out MEMPASSES times, one vault opened via
 #           loop taking MEMPASSES fio write and read passes; VmRSS after every
@@ -22,7 +28,8 @@
 # keeps each figure's best, the same rule for both sides; other load only ever
 # slows a measurement down. Compare ratios from one run, not MiB/s across runs.
 #
-# Usage: sudo bench/run.sh [cipher|nbd|fs|mem]...     (default: all of them)
+# Usage: sudo bench/run.sh [cipher|nbd|fs|mem|fsread]...
+#   (default: all of them but fsread)
 #   ROUNDS=3 SIZE=1G FIOSZ=512M MEMPASSES=10 by default; PEERS=path to
 #   override peers.sh; CRYPTVOL_BIN=path measures that cryptvol binary (say,
 #   one built from an older commit) instead of building this tree.
@@ -37,9 +44,10 @@ ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-1G}
 FIOSZ=${FIOSZ:-512M}
 MEMPASSES=${MEMPASSES:-10}
+READROUNDS=${READROUNDS:-12}
 SETTLE=${SETTLE:-3}
 ARGS="$*"
-want() { [ -z "$ARGS" ] && return 0; for a in $ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
+want() { [ -z "$ARGS" ] && [ "$1" != fsread ] && return 0; for a in $ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
 
 if [ "$(id -u)" != 0 ]; then
 	echo "bench/run.sh: needs root (loop devices, mounts, drop_caches)" >&2
@@ -73,7 +81,7 @@ if want cipher; then
 	ROUNDS=$ROUNDS bench/cipher.sh
 	echo
 fi
-want nbd || want fs || want mem || exit 0
+want nbd || want fs || want mem || want fsread || exit 0
 
 if [ -n "${CRYPTVOL_BIN:-}" ]; then
 	cp "$CRYPTVOL_BIN" "$BIN"
@@ -214,6 +222,44 @@ mem_ours() {
 	rm -f "$v"
 }
 
+# fsread_ours: the fsread part (see the top). Each side gets a mounted
+# filesystem with one FIOSZ file written by fio; then the reads take turns.
+fsread_ours() {
+	local names=(plain cryptvol) bins=("" "$BIN") name i n mnt
+	[ -n "${CRYPTVOL_BIN_B:-}" ] && cp "$CRYPTVOL_BIN_B" "$tmp/cryptvol-b" && names+=(cryptvol-b) bins+=("$tmp/cryptvol-b")
+	for i in "${!names[@]}"; do
+		name=${names[$i]} mnt=$tmp/fr-${names[$i]}
+		mkdir -p "$mnt"
+		if [ "$name" = plain ]; then
+			truncate -s "$SIZE" "$tmp/fr-plain.img"
+			mkfs.ext4 -q "$tmp/fr-plain.img"
+			mount -o loop "$tmp/fr-plain.img" "$mnt"
+		else
+			"${bins[$i]}" create "$tmp/fr-$name.cv" --size "$SIZE" --filesystem ext4 "${KDF[@]}" -q --passphrase-file "$tmp/pw" >/dev/null
+			"${bins[$i]}" open "$tmp/fr-$name.cv" "$mnt" --via loop --passphrase-file "$tmp/pw" >/dev/null
+		fi
+		fio_write "$mnt/f" >/dev/null
+	done
+	settle
+	for n in $(seq "$READROUNDS"); do
+		for name in "${names[@]}"; do
+			sync
+			echo 3 >/proc/sys/vm/drop_caches
+			echo "fsread $name cold $(($(fio_read "$tmp/fr-$name/f") / 1024))"
+		done
+	done
+	for name in "${names[@]}"; do cat "$tmp/fr-$name/f" >/dev/null; done
+	for n in $(seq "$READROUNDS"); do
+		for name in "${names[@]}"; do
+			echo "fsread $name warm $(($(fio_read "$tmp/fr-$name/f") / 1024))"
+		done
+	done
+	for i in "${!names[@]}"; do
+		if [ "${names[$i]}" = plain ]; then umount "$tmp/fr-plain"; else "${bins[$i]}" close "$tmp/fr-${names[$i]}" >/dev/null; fi
+	done
+	rm -f "$tmp"/fr-*.cv "$tmp/fr-plain.img"
+}
+
 echo "machine:$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2), $(nproc) CPUs," \
 	"$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); Linux $(uname -r);" \
 	"$(go env GOVERSION); vault files on $(findmnt -n -o FSTYPE -T "$tmp") ($(findmnt -n -o SOURCE -T "$tmp"))"
@@ -275,6 +321,10 @@ if want mem; then
 	mem_ours >"$tmp/round.out"
 	emit <"$tmp/round.out"
 fi
+if want fsread; then
+	settle
+	fsread_ours | emit
+fi
 
 # Best figure per name and direction; each peer's row carries cryptvol's ratio
 # to it and the issue's target for that ratio.
@@ -289,6 +339,10 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 	}
 	$1 == "nbdflush" { w = val($3); if (w > flushed) flushed = w }
 	$1 == "mem" { mem[++nm] = $0 }
+	$1 == "fsread" {
+		if (!($2 in frseen)) { frseen[$2]; frorder[++nfr] = $2 }
+		frv[$2, $3, ++frn[$2, $3]] = $4 + 0
+	}
 	$1 == "memsus" {
 		if (!($2 in sus)) susorder[++ns] = $2
 		sus[$2] = sus[$2] sprintf(" %6.1f", $4 / 1024); hwm[$2] = $5
@@ -316,6 +370,15 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 				"plain-nbdkit+flush", flushed, "-", bw[o] / flushed, "-"
 		print ""
 	}
+	# median of the fsread samples of name and kind (sorted in place)
+	function median(name, kind,   n, i, j, t) {
+		n = frn[name, kind]
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && frv[name, kind, j - 1] > frv[name, kind, j]; j--) {
+				t = frv[name, kind, j]; frv[name, kind, j] = frv[name, kind, j - 1]; frv[name, kind, j - 1] = t
+			}
+		return n ? frv[name, kind, int((n + 1) / 2)] : 0
+	}
 	END {
 		print ""
 		table("nbd", "cryptvol-serve", "NBD over a unix socket: nbdcopy of " size " random bytes in (write) and out to null: (read)")
@@ -326,6 +389,17 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 				split(mem[i], f, " ")
 				printf "  %-20s before %6.1f  during <= %6.1f  after %6.1f  hwm %6.1f\n",
 					f[2], val(f[3]), val(f[4]), val(f[5]), val(f[6])
+			}
+			print ""
+		}
+		if (nfr) {
+			print "Loop path reads alone: fio " fiosz " sequential 1 MiB direct read, MiB/s, median of " frn[frorder[1], "cold"] " alternating rounds; ratio = x / plain"
+			print "  (cold: after drop_caches; warm: the file already in the page cache, the CPU path without the disk)"
+			printf "  %-12s %7s %7s %7s %7s %7s %7s\n", "", "cold", "min", "max", "ratio", "warm", "ratio"
+			pc = median("plain", "cold"); pw = median("plain", "warm")
+			for (i = 1; i <= nfr; i++) {
+				name = frorder[i]; c = median(name, "cold"); w = median(name, "warm")
+				printf "  %-12s %7d %7d %7d %6.2fx %7d %6.2fx\n", name, c, frv[name, "cold", 1], frv[name, "cold", frn[name, "cold"]], c / pc, w, w / pw
 			}
 			print ""
 		}
