@@ -12,24 +12,26 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/mount/fsys"
 )
 
 // The control socket speaks one JSON request and one JSON reply per
 // connection. Only root or the server's own user may connect (SO_PEERCRED);
 // the socket is 0600 in the 0700 registry directory besides.
 
-// ControlRequest is a request to a running server.
-type ControlRequest struct {
+// controlRequest is a request to a running server.
+type controlRequest struct {
 	Op    string `json:"op"`              // "status" or "close"
 	Force bool   `json:"force,omitempty"` // close: unmount lazily if busy
 }
 
-// ControlReply is the server's answer.
-type ControlReply struct {
-	OK      bool     `json:"ok"`
-	Error   string   `json:"error,omitempty"`
-	Busy    bool     `json:"busy,omitempty"`    // close refused: the filesystem is in use
-	Holders []Holder `json:"holders,omitempty"` // who keeps it busy
+// controlReply is the server's answer.
+type controlReply struct {
+	OK      bool          `json:"ok"`
+	Error   string        `json:"error,omitempty"`
+	Busy    bool          `json:"busy,omitempty"`    // close refused: the filesystem is in use
+	Holders []fsys.Holder `json:"holders,omitempty"` // who keeps it busy
 	// Deferred: close --force unmounted a busy filesystem lazily; the server
 	// finishes closing when its last user lets go.
 	Deferred bool   `json:"deferred,omitempty"`
@@ -54,7 +56,7 @@ func listenControl(path string) (*net.UnixListener, error) {
 // serveControl answers requests with handle until the listener is closed;
 // active tracks connections being answered, so that a server closing itself
 // can wait until its reply has been sent.
-func serveControl(l *net.UnixListener, active *sync.WaitGroup, handle func(ControlRequest) ControlReply) {
+func serveControl(l *net.UnixListener, active *sync.WaitGroup, handle func(controlRequest) controlReply) {
 	for {
 		c, err := l.AcceptUnix()
 		if err != nil {
@@ -68,7 +70,7 @@ func serveControl(l *net.UnixListener, active *sync.WaitGroup, handle func(Contr
 				return
 			}
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			var req ControlRequest
+			var req controlRequest
 			if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
 				return
 			}
@@ -94,23 +96,23 @@ func peerAllowed(c *net.UnixConn) bool {
 // running (killed, crashed) or is stuck.
 var ErrServerGone = errors.New("the vault's server process does not answer")
 
-// Control sends req to the server of an open vault and returns its reply.
-func (r Registry) Control(ctx context.Context, id string, req ControlRequest) (ControlReply, error) {
+// control sends req to the server of an open vault and returns its reply.
+func (r Registry) control(ctx context.Context, id string, req controlRequest) (controlReply, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "unix", r.SocketPath(id))
 	if err != nil {
-		return ControlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
+		return controlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return ControlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
+		return controlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
 	}
-	var rep ControlReply
+	var rep controlReply
 	if err := json.NewDecoder(c).Decode(&rep); err != nil {
-		return ControlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
+		return controlReply{}, fmt.Errorf("%w: %v", ErrServerGone, err)
 	}
 	return rep, nil
 }

@@ -21,8 +21,18 @@ import (
 // nothing in it survives a reboot, and nothing in it is secret) with mode 0700.
 type Registry struct{ Dir string }
 
-// DefaultRegistry is where the CLI records open vaults.
-var DefaultRegistry = Registry{Dir: DefaultBaseDir}
+// systemDir is where open vaults are recorded.
+const systemDir = "/run/cryptvol"
+
+// DefaultRegistry is where open vaults are recorded: /run/cryptvol, or the
+// directory CRYPTVOL_RUN_DIR names (tests that must not touch the system's
+// registry set it). Every path of an open vault derives from it.
+func DefaultRegistry() Registry {
+	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
+		return Registry{Dir: d}
+	}
+	return Registry{Dir: systemDir}
+}
 
 // State describes one open vault. It is written by the server process once
 // the vault is ready, and read by list and close.
@@ -42,10 +52,10 @@ type State struct {
 	Closing    bool      `json:"closing,omitempty"` // lazily unmounted, waiting for its last user
 }
 
-// NewID returns a fresh id for an open vault: a prefix of its uuid (so a
+// newID returns a fresh id for an open vault: a prefix of its uuid (so a
 // person can tell entries apart) and a random suffix (so two copies of one
 // vault, which share a uuid, do not collide).
-func NewID(uuid string) string {
+func newID(uuid string) string {
 	var b [3]byte
 	rand.Read(b[:])
 	prefix := strings.ReplaceAll(uuid, "-", "")
@@ -156,15 +166,15 @@ func processStart(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
-// SelfStart is the start time of this process, for State.PIDStart.
-func SelfStart() uint64 {
+// selfStart is the start time of this process, for State.PIDStart.
+func selfStart() uint64 {
 	start, _ := processStart(os.Getpid())
 	return start
 }
 
-// FileIdentity returns the device and inode of a file, which identify a vault
+// fileIdentity returns the device and inode of a file, which identify a vault
 // however it is named.
-func FileIdentity(path string) (dev, ino uint64, err error) {
+func fileIdentity(path string) (dev, ino uint64, err error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return 0, 0, err
@@ -180,7 +190,7 @@ func (r Registry) Find(target string) (State, error) {
 		return State{}, err
 	}
 	abs, _ := filepath.Abs(target)
-	dev, ino, idErr := FileIdentity(target)
+	dev, ino, idErr := fileIdentity(target)
 	for _, s := range states {
 		switch {
 		case s.MountPoint != "" && samePath(s.MountPoint, abs),

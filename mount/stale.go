@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+
+	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/fusefile"
+	"github.com/cryptvol/cryptvol/mount/loopdev"
 )
 
 // CleanupStale undoes what a server that died without closing (SIGKILL, a
@@ -11,7 +15,7 @@ import (
 // device, the FUSE mount of the loop path, and its registry entries. Writes
 // the server had flushed are in the vault file already; the vault opens again
 // afterwards. The caller must have checked that the server is dead (!s.Alive()).
-// A filesystem still in use is refused (*BusyError) unless lazy.
+// A filesystem still in use is refused (*fsys.BusyError) unless lazy.
 func (r Registry) CleanupStale(s State, lazy bool) error {
 	if s.Alive() {
 		return fmt.Errorf("the server of %s (pid %d) is running: close it instead", s.File, s.PID)
@@ -20,9 +24,9 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 	if s.Device != "" {
 		devices = append(devices, s.Device)
 	}
-	fuseFile := filepath.Join(r.FUSEDir(s.ID), FUSEFileName)
+	fuseFile := filepath.Join(r.FUSEDir(s.ID), fusefile.FileName)
 	if s.Via == ViaLoop {
-		if loops, err := LoopDevicesBackedBy(fuseFile); err == nil {
+		if loops, err := loopdev.BackedBy(fuseFile); err == nil {
 			for _, l := range loops {
 				if l != s.Device {
 					devices = append(devices, l)
@@ -33,12 +37,12 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 	// Unmount every filesystem on the devices (the recorded mount point and any
 	// other place it was mounted).
 	for _, dev := range devices {
-		mounts, err := MountsOfDevice(dev)
+		mounts, err := fsys.MountsOfDevice(dev)
 		if err != nil {
 			return err
 		}
 		for _, m := range mounts {
-			if err := Unmount(m.MountPoint, lazy); err != nil && !errors.Is(err, ErrNotMounted) {
+			if err := fsys.Unmount(m.MountPoint, lazy); err != nil && !errors.Is(err, fsys.ErrNotMounted) {
 				return err
 			}
 		}
@@ -50,7 +54,7 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 			// Autoclear detaches the device once unmounted; this covers a
 			// device that was never mounted. A lazily unmounted filesystem
 			// still in use keeps it attached until its last user leaves.
-			if err := DetachLoopDevice(dev); err != nil && !(lazy && errors.Is(err, ErrDeviceInUse)) {
+			if err := loopdev.DetachPath(dev); err != nil && !(lazy && errors.Is(err, fsys.ErrDeviceInUse)) {
 				errs = append(errs, err)
 			}
 		case ViaNBD:
@@ -60,7 +64,7 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 		}
 	}
 	if s.Via == ViaLoop {
-		if err := UnmountStaleFUSE(r.FUSEDir(s.ID)); err != nil {
+		if err := fusefile.UnmountStale(r.FUSEDir(s.ID)); err != nil {
 			errs = append(errs, err)
 		}
 	}

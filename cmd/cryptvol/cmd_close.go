@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 )
 
 func newCloseCommand(u *ui) *cobra.Command {
@@ -40,7 +40,7 @@ and private FUSE mount are removed; everything it had flushed is in the file.`,
 			if err := needRoot("closing a vault"); err != nil {
 				return err
 			}
-			reg := registry()
+			reg := mount.DefaultRegistry()
 			var states []mount.State
 			if all {
 				var err error
@@ -76,40 +76,33 @@ and private FUSE mount are removed; everything it had flushed is in the file.`,
 }
 
 func closeOne(ctx context.Context, u *ui, reg mount.Registry, st mount.State, force bool) error {
-	where := describe(st)
-	if !st.Alive() {
-		if err := reg.CleanupStale(st, force); err != nil {
-			return closeErr(st, err)
+	res, err := mount.Close(ctx, reg, st, force)
+	var be *fsys.BusyError
+	switch {
+	case errors.As(err, &be):
+		holders := make([]string, len(be.Holders))
+		for i, h := range be.Holders {
+			holders[i] = h.String()
 		}
-		u.warnf("the server of %s (pid %d) had died; cleaned up what it left", st.File, st.PID)
-		reg.RemoveLog(st.ID)
-		u.printf("closed %s (%s)\n", st.File, where)
-		return nil
-	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	rep, err := reg.Control(cctx, st.ID, mount.ControlRequest{Op: "close", Force: force})
-	if errors.Is(err, mount.ErrServerGone) && !st.Alive() { // died just now
-		return closeOne(ctx, u, reg, st, force)
-	}
-	if err != nil {
-		return withHint(fmt.Errorf("%s: %w (pid %d)", st.File, err, st.PID),
+		msg := fmt.Sprintf("%s is busy: not closed, nothing lost", st.MountPoint)
+		if len(holders) > 0 {
+			msg += " (in use by " + strings.Join(holders, "; ") + ")"
+		}
+		return withHint(errors.New(msg), "close those files or leave the directory and try again; or `cryptvol close --force` to unmount lazily")
+	case errors.Is(err, mount.ErrServerGone):
+		return withHint(fmt.Errorf("%s: %w", st.File, err),
 			fmt.Sprintf("if it is stuck, stop it with `kill %d` and run close again", st.PID))
+	case err != nil:
+		return fmt.Errorf("%s: %w", st.File, err)
 	}
-	if !rep.OK {
-		return closeErr(st, &closeRefused{rep})
-	}
-	if rep.Deferred {
+	switch res {
+	case mount.Deferred:
 		u.printf("unmounted %s lazily: %s stays open until its last user closes its files, then locks itself\n", st.MountPoint, st.File)
 		return nil
+	case mount.CleanedUp:
+		u.warnf("the server of %s (pid %d) had died; cleaned up what it left", st.File, st.PID)
 	}
-	// The server replies, then exits; wait for it, so that when close returns
-	// nothing of the vault is left.
-	for deadline := time.Now().Add(30 * time.Second); st.Alive() && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	reg.RemoveLog(st.ID)
-	u.printf("closed %s (%s)\n", st.File, where)
+	u.printf("closed %s (%s)\n", st.File, describe(st))
 	return nil
 }
 
@@ -118,30 +111,4 @@ func describe(st mount.State) string {
 		return st.Device + " on " + st.MountPoint
 	}
 	return st.Device
-}
-
-// closeRefused is a close the server refused.
-type closeRefused struct{ rep mount.ControlReply }
-
-func (e *closeRefused) Error() string { return e.rep.Error }
-
-func closeErr(st mount.State, err error) error {
-	var cr *closeRefused
-	var be *mount.BusyError
-	if errors.As(err, &cr) && cr.rep.Busy || errors.As(err, &be) {
-		var holders []string
-		if cr != nil {
-			for _, h := range cr.rep.Holders {
-				holders = append(holders, h.String())
-			}
-		}
-		msg := fmt.Sprintf("%s is busy: not closed, nothing lost", st.MountPoint)
-		if len(holders) > 0 {
-			msg += " (in use by " + strings.Join(holders, "; ") + ")"
-		} else if be == nil && cr != nil {
-			msg += " (" + cr.rep.Error + ")"
-		}
-		return withHint(errors.New(msg), "close those files or leave the directory and try again; or `cryptvol close --force` to unmount lazily")
-	}
-	return fmt.Errorf("%s: %w", st.File, err)
 }

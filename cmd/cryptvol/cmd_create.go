@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -14,6 +11,7 @@ import (
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 )
 
 func newCreateCommand(u *ui) *cobra.Command {
@@ -57,7 +55,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 					return &usageError{"--from takes the size and the filesystem from the image: drop --size, --filesystem and --fill"}
 				}
 				var err error
-				if src, n, err = openImage(from, sectorSize); err != nil {
+				if src, n, err = container.OpenImage(from, sectorSize); err != nil {
 					return err
 				}
 				defer src.Close()
@@ -86,7 +84,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 				format = func(vol *container.Volume) error {
 					progress, finish := u.progress("importing " + from)
 					defer finish()
-					return importFrom(c.Context(), vol, src, progress)
+					return vol.Import(c.Context(), src, progress)
 				}
 			}
 			if err := checkTarget(path, force); err != nil {
@@ -119,8 +117,8 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			u.printf("keyslot 0: %s\n", params)
 			if filesystem != "none" {
 				owner := ""
-				if uid, _, ok := sudoOwner(); ok && filesystem != "vfat" {
-					owner = fmt.Sprintf(" (its root directory belongs to uid %d, who ran sudo)", uid)
+				if o := sudoOwner(); o != nil && fsHasOwners(filesystem) {
+					owner = fmt.Sprintf(" (its root directory belongs to uid %d, who ran sudo)", o.UID)
 				}
 				u.printf("filesystem: %s%s\n", filesystem, owner)
 			}
@@ -134,7 +132,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&size, "size", "", "usable size of the vault, e.g. 10G (required)")
 	fl.IntVar(&sectorSize, "sector-size", 4096, "encryption sector size: 4096 or 512")
 	fl.StringVar(&fill, "fill", "sparse", "sparse (fast, reveals usage) or random (writes the whole vault)")
-	fl.StringVar(&filesystem, "filesystem", "ext4", "filesystem to make inside: ext4, xfs, btrfs, vfat or none (making one needs root)")
+	fl.StringVar(&filesystem, "filesystem", fsys.Names()[0], "filesystem to make inside: "+strings.Join(fsys.Names(), ", ")+" or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	fl.StringVar(&from, "from", "", "make the vault hold this raw disk image or block device (its size, rounded up to the sector size)")
 	kf.register(c)
@@ -142,22 +140,19 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	return c
 }
 
-// minFilesystemSize is the smallest volume each mkfs accepts (measured with
-// the versions in Debian 12), checked before anything is asked or written.
-var minFilesystemSize = map[string]int64{"ext4": 1 << 20, "xfs": 300 << 20, "btrfs": 110 << 20, "vfat": 1 << 20}
-
 // formatter returns the hook that makes the filesystem inside a new vault,
-// through the same loop block path `cryptvol open` uses, or nil for none.
+// or nil for none. The size and privileges are checked before anything is
+// asked or written.
 func formatter(fs string, size int64) (func(*container.Volume) error, error) {
 	if fs == "none" {
 		return nil, nil
 	}
-	min, ok := minFilesystemSize[fs]
-	if !ok {
-		return nil, &usageError{fmt.Sprintf("--filesystem %q: must be one of ext4, xfs, btrfs, vfat, none", fs)}
+	f, err := fsys.Lookup(fs)
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("--filesystem %q: must be one of %s, none", fs, strings.Join(fsys.Names(), ", "))}
 	}
-	if size < min {
-		return nil, &usageError{fmt.Sprintf("--filesystem %s needs a vault of at least %s", fs, humanBytes(min))}
+	if size < f.MinSize {
+		return nil, &usageError{fmt.Sprintf("--filesystem %s needs a vault of at least %s", fs, humanBytes(f.MinSize))}
 	}
 	if err := needRoot("making a filesystem in the vault"); err != nil {
 		var h *hinted
@@ -165,44 +160,18 @@ func formatter(fs string, size int64) (func(*container.Volume) error, error) {
 		return nil, withHint(h.err, "run it with sudo, or pass --filesystem none (and make one later, as root, after `cryptvol open --no-mount`)")
 	}
 	return func(vol *container.Volume) error {
-		reg := registry()
-		id := mount.NewID("create")
-		att, err := mount.AttachLoop(vol, mount.LoopOptions{BaseDir: reg.Dir, ID: id})
-		if err != nil {
-			return err
-		}
-		err = mount.Mkfs(att.DevicePath(), fs, "")
-		if err == nil {
-			err = giveToSudoUser(att.DevicePath(), fs, filepath.Join(reg.Dir, id+"-mnt"))
-		}
-		return errors.Join(err, att.Close())
+		return mount.MakeFilesystem(mount.DefaultRegistry(), vol, fs, sudoOwner())
 	}, nil
 }
 
 // sudoOwner returns the user who ran cryptvol through sudo, if any.
-func sudoOwner() (uid, gid int, ok bool) {
+func sudoOwner() *mount.Owner {
 	uid, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
 	gid, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
-	return uid, gid, err1 == nil && err2 == nil && uid != 0
-}
-
-// giveToSudoUser makes the root directory of a new filesystem belong to the
-// user who ran `sudo cryptvol create`, so that after `sudo cryptvol open` they
-// can use it without sudo (vfat has no owners: open mounts it with uid=, gid=).
-func giveToSudoUser(dev, fs, dir string) error {
-	uid, gid, ok := sudoOwner()
-	if !ok || fs == "vfat" {
+	if err1 != nil || err2 != nil || uid == 0 {
 		return nil
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
-	defer os.Remove(dir)
-	if err := mount.Mount(dev, dir, fs, false, ""); err != nil {
-		return err
-	}
-	err := os.Chown(dir, uid, gid)
-	return errors.Join(err, mount.Unmount(dir, false))
+	return &mount.Owner{UID: uid, GID: gid}
 }
 
 // checkTarget refuses an existing file unless forced, before any slow work.
@@ -224,62 +193,8 @@ func checkNotExists(path string) error {
 	return nil
 }
 
-// openImage opens a raw image or block device for --from and returns its size
-// rounded up to whole sectors.
-func openImage(path string, sectorSize int) (*os.File, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, 0, fmt.Errorf("%s is a directory, not a disk image", path)
-	}
-	size, err := f.Seek(0, io.SeekEnd) // also the size of a block device
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	if size == 0 {
-		f.Close()
-		return nil, 0, fmt.Errorf("%s is empty", path)
-	}
-	ss := int64(sectorSize)
-	return f, (size + ss - 1) / ss * ss, nil
-}
-
-// importFrom copies src into the new volume, sector by sector; the last
-// sector is padded with zeros.
-func importFrom(ctx context.Context, vol *container.Volume, src io.Reader, progress func(done, total int64)) error {
-	buf := make([]byte, 1<<20)
-	defer clear(buf)
-	size := vol.Size()
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b := buf[:min(int64(len(buf)), size-off)]
-		n, err := io.ReadFull(src, b)
-		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			clear(b[n:]) // the padding of the last sector
-		} else if err != nil {
-			return fmt.Errorf("reading the image: %w", err)
-		}
-		if _, err := vol.WriteAt(b, off); err != nil {
-			return err
-		}
-		off += int64(len(b))
-		if progress != nil {
-			progress(off, size)
-		}
-	}
-	return nil
+// fsHasOwners reports whether files on fstype have owners (vfat's do not).
+func fsHasOwners(fstype string) bool {
+	f, err := fsys.Lookup(fstype)
+	return err == nil && f.Owners
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -67,7 +65,7 @@ the vault's contents are zero. The vault must not be open read-write.`,
 			}
 			u.warnf("%s holds the contents of %s UNENCRYPTED: protect it, and delete it when done", out, args[0])
 			progress, finish := u.progress("exporting")
-			err = exportTo(c.Context(), vol, w, f, progress)
+			err = vol.Export(c.Context(), w, progress)
 			finish()
 			if err != nil {
 				if f != nil {
@@ -87,44 +85,4 @@ the vault's contents are zero. The vault must not be open read-write.`,
 	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")
 	pf.register(c, false)
 	return c
-}
-
-// exportTo copies the plaintext of vol to w. When w is a regular file (f),
-// chunks of zeros are skipped, leaving holes, and the file is sized at the end.
-func exportTo(ctx context.Context, vol *container.Volume, w io.Writer, f *os.File, progress func(done, total int64)) error {
-	const chunk = 1 << 20
-	buf := make([]byte, chunk)
-	defer clear(buf)
-	zero := make([]byte, chunk)
-	size := vol.Size()
-	sparse := false
-	if f != nil {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			sparse = true
-		}
-	}
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b := buf[:min(chunk, size-off)]
-		if _, err := vol.ReadAt(b, off); err != nil && err != io.EOF {
-			return err
-		}
-		if sparse && bytes.Equal(b, zero[:len(b)]) {
-			if _, err := f.Seek(int64(len(b)), io.SeekCurrent); err != nil {
-				return err
-			}
-		} else if _, err := w.Write(b); err != nil {
-			return err
-		}
-		off += int64(len(b))
-		if progress != nil {
-			progress(off, size)
-		}
-	}
-	if sparse {
-		return f.Truncate(size)
-	}
-	return nil
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,32 +33,16 @@ died shows as "dead": 'cryptvol close' cleans it up. Each running server is aske
 for its state over its control socket.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			states, err := registry().List()
+			states, err := mount.DefaultRegistry().List()
 			if err != nil {
 				return err
 			}
 			entries := []listJSON{}
-			reg := registry()
+			reg := mount.DefaultRegistry()
 			for _, st := range states {
-				state := "open"
-				if !st.Alive() {
-					state = "dead"
-				} else {
-					// Ask the server itself: its answer is the truth.
-					ctx, cancel := context.WithTimeout(c.Context(), 3*time.Second)
-					rep, err := reg.Control(ctx, st.ID, mount.ControlRequest{Op: "status"})
-					cancel()
-					switch {
-					case err != nil || rep.State == nil:
-						state = "unresponsive"
-					case rep.State.Closing:
-						state, st = "closing", *rep.State
-					default:
-						st = *rep.State
-					}
-				}
+				st, state := reg.Status(c.Context(), st)
 				entries = append(entries, listJSON{File: st.File, UUID: st.UUID, Device: st.Device, MountPoint: st.MountPoint,
-					Via: st.Via, ReadOnly: st.ReadOnly, PID: st.PID, State: state})
+					Via: st.Via, ReadOnly: st.ReadOnly, PID: st.PID, State: string(state)})
 			}
 			if asJSON {
 				b, _ := json.MarshalIndent(entries, "", "  ")

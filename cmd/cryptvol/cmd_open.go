@@ -1,20 +1,18 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/nbd"
 )
 
 // openFlags are the options of `cryptvol open`, passed on to the server.
@@ -26,7 +24,6 @@ type openFlags struct {
 	noMount      bool
 	mountOptions string
 	allowDiscard bool
-	vfatOptions  string // extra mount options if the filesystem is vfat
 	pf           secretFlags
 }
 
@@ -97,7 +94,7 @@ func testPassphrase(u *ui, path string, o *openFlags) error {
 // resolveVia picks the block path; a requested NBD path that cannot work says
 // why instead of falling back silently.
 func resolveVia(via string) (string, error) {
-	_, err := os.Stat("/dev/nbd0")
+	err := nbd.KernelAvailable()
 	switch via {
 	case "auto":
 		if err == nil {
@@ -108,7 +105,7 @@ func resolveVia(via string) (string, error) {
 		return mount.ViaLoop, nil
 	case "nbd":
 		if err != nil {
-			return "", withHint(errors.New("the nbd kernel module is not loaded (/dev/nbd0 does not exist)"), "load it with `modprobe nbd`, or use --via loop")
+			return "", withHint(err, "load it with `modprobe nbd`, or use --via loop")
 		}
 		return mount.ViaNBD, nil
 	}
@@ -122,23 +119,6 @@ func needRoot(what string) error {
 	return withHint(fmt.Errorf("%s needs root: it attaches a block device and mounts a filesystem", what),
 		"run it with sudo; `cryptvol serve FILE --listen unix:PATH` exposes a vault over NBD without root")
 }
-
-// serverStatus is the one message the server sends on its status pipe.
-type serverStatus struct {
-	OK    bool         `json:"ok"`
-	State *mount.State `json:"state,omitempty"`
-	Error string       `json:"error,omitempty"`
-	Code  int          `json:"code,omitempty"`
-	Hint  string       `json:"hint,omitempty"`
-}
-
-// serverError is a failure the server reported, with its exit code.
-type serverError struct {
-	msg  string
-	code int
-}
-
-func (e *serverError) Error() string { return e.msg }
 
 func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 	if err := needRoot("opening a vault"); err != nil {
@@ -155,7 +135,7 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 	if _, err := container.Inspect(abs); err != nil {
 		return err
 	}
-	reg := registry()
+	reg := mount.DefaultRegistry()
 	if err := checkNotOpen(u, reg, abs); err != nil {
 		return err
 	}
@@ -163,7 +143,7 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 		if mountPoint, err = filepath.Abs(mountPoint); err != nil {
 			return err
 		}
-		if ok, _ := mount.IsMounted(mountPoint); ok {
+		if ok, _ := fsys.IsMounted(mountPoint); ok {
 			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
 		}
 	}
@@ -172,14 +152,18 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 		return err
 	}
 	defer v.Close()
-	hdr := v.Header()
-	id := mount.NewID(container.FormatUUID(hdr.UUID))
-	if uid, gid, ok := sudoOwner(); ok && mountPoint != "" && !strings.Contains(o.mountOptions, "uid=") {
+	cfg := mount.Config{File: abs, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
+		MountOptions: o.mountOptions, AllowDiscard: o.allowDiscard}
+	if owner := sudoOwner(); owner != nil && mountPoint != "" && !strings.Contains(o.mountOptions, "uid=") {
 		// vfat has no owners: its files belong to whoever the mount says.
 		// The server adds these only if the filesystem turns out to be vfat.
-		o.vfatOptions = fmt.Sprintf("uid=%d,gid=%d", uid, gid)
+		cfg.VFATOptions = fmt.Sprintf("uid=%d,gid=%d", owner.UID, owner.GID)
 	}
-	st, err := startServer(reg, id, v, abs, mountPoint, via, o)
+	st, err := mount.Start(reg, v, cfg)
+	var se *mount.ServerError
+	if errors.As(err, &se) && se.Hint != "" {
+		err = withHint(err, se.Hint)
+	}
 	if err != nil {
 		return err
 	}
@@ -216,109 +200,4 @@ func checkNotOpen(u *ui, reg mount.Registry, abs string) error {
 		return withHint(fmt.Errorf("%s: %w", abs, container.ErrInUse), "another cryptvol (open or serve) has it open")
 	}
 	return nil
-}
-
-// startServer runs the background server, hands it the master key over a
-// pipe, and waits for its readiness message.
-func startServer(reg mount.Registry, id string, v *container.Vault, file, mountPoint, via string, o *openFlags) (*mount.State, error) {
-	if err := reg.Ensure(); err != nil {
-		return nil, err
-	}
-	keyR, keyW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer keyW.Close()
-	statR, statW, err := os.Pipe()
-	if err != nil {
-		keyR.Close()
-		return nil, err
-	}
-	defer statR.Close()
-	logf, err := os.OpenFile(reg.LogPath(id), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		keyR.Close()
-		statW.Close()
-		return nil, err
-	}
-	defer logf.Close()
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"cryptvol", serverCommandName, "--id", id, "--file", file, "--via", via, "--registry", reg.Dir}
-	if mountPoint != "" {
-		args = append(args, "--mount-point", mountPoint)
-	}
-	if o.readOnly {
-		args = append(args, "--read-only")
-	}
-	if o.mountOptions != "" {
-		args = append(args, "--mount-options", o.mountOptions)
-	}
-	if o.allowDiscard {
-		args = append(args, "--allow-discard")
-	}
-	if o.vfatOptions != "" {
-		args = append(args, "--vfat-options", o.vfatOptions)
-	}
-	cmd := &exec.Cmd{
-		Path:        exe,
-		Args:        args,
-		Env:         os.Environ(),
-		Stdout:      logf,
-		Stderr:      logf,
-		ExtraFiles:  []*os.File{keyR, statW}, // fd 3: key, fd 4: status
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	keyR.Close()
-	statW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("starting the server: %w", err)
-	}
-	go cmd.Wait() // reap it if it fails early; once detached, init adopts it
-	if err := v.WriteKey(keyW); err != nil {
-		return nil, fmt.Errorf("handing the key to the server: %w", err)
-	}
-	keyW.Close()
-
-	type result struct {
-		st  serverStatus
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var st serverStatus
-		err := json.NewDecoder(statR).Decode(&st)
-		ch <- result{st, err}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-	case <-time.After(5 * time.Minute):
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("the server did not become ready within 5 minutes (log: %s)", reg.LogPath(id))
-	}
-	if r.err != nil {
-		return nil, withHint(fmt.Errorf("the server exited before it was ready: %v", r.err), "its log is "+reg.LogPath(id))
-	}
-	if !r.st.OK {
-		var err error = &serverError{r.st.Error, r.st.Code}
-		if r.st.Hint != "" {
-			err = withHint(err, r.st.Hint)
-		}
-		reg.RemoveLog(id)
-		return nil, err
-	}
-	return r.st.State, nil
-}
-
-// registry is where open vaults are recorded: /run/cryptvol, or
-// CRYPTVOL_RUN_DIR (for tests that must not touch the system's registry).
-func registry() mount.Registry {
-	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
-		return mount.Registry{Dir: d}
-	}
-	return mount.DefaultRegistry
 }

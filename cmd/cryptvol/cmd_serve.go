@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/nbd"
 )
 
 func newServeCommand(u *ui) *cobra.Command {
@@ -65,7 +65,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 				return err
 			}
 			defer vol.Close()
-			srv, err := mount.NewNBDServer(vol, mount.NBDOptions{
+			srv, err := nbd.NewServer(vol, nbd.Options{
 				Name: strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0])), Description: args[0],
 				ReadOnly: readOnly, AllowDiscard: allowDiscard,
 				OnError: func(err error) { u.warnf("%v", err) },
@@ -85,7 +85,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 			ctx := c.Context() // cancelled by SIGINT and SIGTERM (see run)
 			go func() { <-ctx.Done(); srv.Close() }()
 			err = srv.Serve(ctx, l)
-			if errors.Is(err, mount.ErrNBDServerClosed) || ctx.Err() != nil {
+			if errors.Is(err, nbd.ErrServerClosed) || ctx.Err() != nil {
 				err = nil
 			}
 			err = errors.Join(err, srv.Close(), vol.Sync(), vol.Close())
@@ -129,27 +129,11 @@ func parseListen(s string) (network, addr string, err error) {
 // file is not.
 func listenNBD(u *ui, network, addr string) (net.Listener, string, error) {
 	if network == "unix" {
-		abs, err := filepath.Abs(addr)
+		l, err := nbd.ListenUnix(addr)
 		if err != nil {
 			return nil, "", err
 		}
-		if st, err := os.Lstat(abs); err == nil {
-			if st.Mode()&os.ModeSocket == 0 {
-				return nil, "", fmt.Errorf("%s exists and is not a socket", abs)
-			}
-			if c, err := net.Dial("unix", abs); err == nil {
-				c.Close()
-				return nil, "", fmt.Errorf("%s: another server is listening there", abs)
-			}
-			os.Remove(abs)
-		}
-		old := syscall.Umask(0o177)
-		l, err := net.Listen("unix", abs)
-		syscall.Umask(old)
-		if err != nil {
-			return nil, "", err
-		}
-		return l, "nbd+unix:///?socket=" + abs, nil
+		return l, "nbd+unix:///?socket=" + l.Addr().String(), nil
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

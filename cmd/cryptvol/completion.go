@@ -2,6 +2,9 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 )
 
 // Shell completion (`cryptvol completion bash|zsh|fish`): file names complete
@@ -19,7 +22,7 @@ func completeChoices(choices ...string) func(*cobra.Command, []string, string) (
 func registerCompletions(c *cobra.Command) {
 	choices := map[string][]string{
 		"via":         {"auto", "nbd", "loop"},
-		"filesystem":  {"ext4", "xfs", "btrfs", "vfat", "none"},
+		"filesystem":  append(fsys.Names(), "none"),
 		"fill":        {"sparse", "random"},
 		"sector-size": {"4096", "512"},
 	}
@@ -39,7 +42,7 @@ func completeOpenVaults(c *cobra.Command, args []string, _ string) ([]string, co
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	states, _ := registry().List()
+	states, _ := mount.DefaultRegistry().List()
 	var out []string
 	for _, st := range states {
 		if st.MountPoint != "" {

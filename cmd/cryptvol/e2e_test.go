@@ -22,6 +22,7 @@ import (
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/nbd"
 )
 
 // TestE2E runs the end-to-end scenarios in testdata/e2e with the real CLI, as
@@ -86,8 +87,7 @@ func TestE2E(t *testing.T) {
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "nbd": // the kernel NBD client is available
-				_, err := os.Stat("/dev/nbd0")
-				return err == nil, nil
+				return nbd.KernelAvailable() == nil, nil
 			case "vfat": // this kernel can mount vfat
 				b, err := os.ReadFile("/proc/filesystems")
 				return err == nil && strings.Contains(string(b), "\tvfat\n"), nil

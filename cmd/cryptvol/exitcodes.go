@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/mount"
 )
 
 // Exit codes: a stable interface, documented in README.md and asserted by the
@@ -41,12 +42,12 @@ func withHint(err error, hint string) error {
 // exitCode maps an error to the documented exit code.
 func exitCode(err error) int {
 	var ue *usageError
-	var se *serverError
+	var se *mount.ServerError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &se) && se.code != 0:
-		return se.code
+	case errors.As(err, &se) && se.Code != 0:
+		return se.Code
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, container.ErrWrongPassphrase):

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cryptvol/cryptvol/internal/e2e"
-	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 	"github.com/cryptvol/cryptvol/testvectors/gen/hostile"
 )
 
@@ -203,7 +203,7 @@ func TestHostileVaultsCLI(t *testing.T) {
 			r = runCLI(t, env, limit, "open", openCopy, m, "--passphrase-file", pw)
 			check(t, "open", r, c.Unlock.ExitCode(), msg)
 			if r.code != 0 {
-				if ok, _ := mount.IsMounted(m); ok {
+				if ok, _ := fsys.IsMounted(m); ok {
 					t.Fatalf("%s is mounted after a failed open", m)
 				}
 				return
@@ -216,7 +216,7 @@ func TestHostileVaultsCLI(t *testing.T) {
 			if err != nil || !bytes.Equal(got, content) {
 				t.Fatalf("the known file after open: %q, %v", got, err)
 			}
-			if ok, _ := mount.IsMounted(m); ok {
+			if ok, _ := fsys.IsMounted(m); ok {
 				t.Fatalf("%s is still mounted after close", m)
 			}
 		})

@@ -131,7 +131,7 @@ func TestServerMemory(t *testing.T) {
 	}
 	close(stop)
 	<-sampled
-	// The request buffers are capped at 128 MiB (NBDOptions.BufferBytes).
+	// The request buffers are capped at 128 MiB (Options.BufferBytes).
 	if peak.Load() > 192<<10 {
 		t.Fatalf("serve reached %d KiB under load", peak.Load())
 	}

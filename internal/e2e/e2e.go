@@ -46,13 +46,3 @@ func Root(t testing.TB) {
 		}
 	}
 }
-
-// KernelNBD skips unless the nbd kernel module is loaded (/dev/nbd0 exists). It
-// never fails under CRYPTVOL_E2E=require: the project's machines have no nbd
-// module, which is a property of the machine, not a missing package.
-func KernelNBD(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat("/dev/nbd0"); err != nil {
-		t.Skip("kernel NBD path not tested: /dev/nbd0 does not exist (the nbd module is not loaded; modprobe nbd where available)")
-	}
-}

@@ -1,0 +1,59 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/nbd"
+)
+
+// nbdAttachment is the kernel NBD path of the background server: the volume
+// served by our NBD server to the kernel's /dev/nbdN.
+type nbdAttachment struct {
+	srv *nbd.Server
+	dev *nbd.KernelDevice
+}
+
+func attachKernelNBD(vol *container.Volume, cfg Config, log func(string, ...any)) (attachment, error) {
+	if err := nbd.KernelAvailable(); err != nil {
+		return nil, err
+	}
+	srv, err := nbd.NewServer(vol, nbd.Options{
+		Name: cfg.ID, Description: cfg.File, ReadOnly: cfg.ReadOnly, AllowDiscard: cfg.AllowDiscard,
+		OnError: func(err error) { log("nbd: %v", err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, err := srv.AttachKernel(ctx, nbd.KernelOptions{Connections: 2})
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return &nbdAttachment{srv: srv, dev: dev}, nil
+}
+
+func (a *nbdAttachment) DevicePath() string { return a.dev.Path() }
+
+// Close disconnects the kernel device and stops the server; it refuses with
+// fsys.ErrDeviceInUse while a filesystem on the device is alive.
+func (a *nbdAttachment) Close() error {
+	if err := fsys.CheckUnclaimed(a.dev.Path()); err != nil {
+		return err
+	}
+	return errors.Join(a.dev.Detach(), a.srv.Close())
+}
+
+// disconnectKernelNBD disconnects a /dev/nbdN left connected by a server that
+// died, unless a filesystem on it is still alive.
+func disconnectKernelNBD(dev string) error {
+	if err := fsys.CheckUnclaimed(dev); err != nil {
+		return err
+	}
+	return nbd.DisconnectKernel(dev)
+}

@@ -1,0 +1,160 @@
+package fsys
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/internal/e2e"
+)
+
+// mountTmpfs mounts a small tmpfs at a new directory (Mount creates it) and
+// unmounts it at the end of the test if the test did not.
+func mountTmpfs(t *testing.T, readOnly bool, options string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := Mount("tmpfs", dir, "tmpfs", readOnly, options); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if ok, _ := IsMounted(dir); ok {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+func TestMountUnmount(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dir := mountTmpfs(t, false, "size=1m,noexec")
+	m, ok, err := MountAt(dir)
+	if err != nil || !ok {
+		t.Fatalf("MountAt(%s) = %v, %v", dir, ok, err)
+	}
+	if m.FSType != "tmpfs" {
+		t.Errorf("type %q, want tmpfs", m.FSType)
+	}
+	for _, o := range []string{"nosuid", "nodev", "noexec", "rw"} {
+		if !strings.Contains(","+m.Options+",", ","+o+",") {
+			t.Errorf("mount options %q lack %s", m.Options, o)
+		}
+	}
+	if !strings.Contains(m.SuperOptions, "size=1024k") {
+		t.Errorf("filesystem options %q lack size=1024k", m.SuperOptions)
+	}
+	if err := Unmount(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := IsMounted(dir); ok || err != nil {
+		t.Fatalf("still mounted after Unmount: %v %v", ok, err)
+	}
+	if err := Unmount(dir, false); !errors.Is(err, ErrNotMounted) {
+		t.Errorf("second Unmount: %v, want ErrNotMounted", err)
+	}
+}
+
+func TestMountPointCreated0700(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "a", "b")
+	if err := Mount("tmpfs", dir, "tmpfs", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer Unmount(dir, false)
+	// The created parent; the mount point itself now shows the tmpfs root.
+	if st, err := os.Stat(filepath.Join(parent, "a")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("created directory: %v, %v; want mode 0700", st, err)
+	}
+}
+
+func TestMountReadOnly(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dir := mountTmpfs(t, true, "")
+	err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o600)
+	if !errors.Is(err, unix.EROFS) {
+		t.Errorf("write on a read-only mount: %v, want EROFS", err)
+	}
+	if err := Unmount(dir, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnmountBusyNamesHolders(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dir := mountTmpfs(t, false, "")
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// A process whose working directory is inside.
+	sleeper := exec.Command("sleep", "600")
+	sleeper.Dir = sub
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	// A file this process holds open.
+	f, err := os.Create(filepath.Join(dir, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	err = Unmount(dir, false)
+	var be *BusyError
+	if !errors.As(err, &be) || !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("Unmount of a busy mount: %v, want a *BusyError that is EBUSY", err)
+	}
+	msg := err.Error()
+	t.Log(msg)
+	for _, want := range []string{
+		"pid " + strconv.Itoa(sleeper.Process.Pid) + " (sleep) working directory " + sub,
+		"pid " + strconv.Itoa(os.Getpid()) + " (",
+		"open file " + filepath.Join(dir, "open"),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("busy error %q does not name %q", msg, want)
+		}
+	}
+	if ok, _ := IsMounted(dir); !ok {
+		t.Fatal("a refused unmount unmounted")
+	}
+
+	f.Close()
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	if err := Unmount(dir, false); err != nil {
+		t.Fatalf("Unmount once the holders are gone: %v", err)
+	}
+}
+
+func TestUnmountLazyWhileBusy(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dir := mountTmpfs(t, false, "")
+	f, err := os.Create(filepath.Join(dir, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Unmount(dir, true); err != nil {
+		t.Fatalf("lazy Unmount: %v", err)
+	}
+	if ok, _ := IsMounted(dir); ok {
+		t.Error("still in the mount table after a lazy unmount")
+	}
+	if _, err := f.Write([]byte("still works")); err != nil {
+		t.Errorf("open file after a lazy unmount: %v", err)
+	}
+}

@@ -1,0 +1,258 @@
+// Package fusefile serves a block Device as the one regular file of a private
+// FUSE mount, which package loopdev then attaches to a loop device: the
+// decrypted volume becomes a block device without the plaintext ever reaching
+// a disk or the page cache (every open is direct I/O).
+package fusefile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptvol/cryptvol/mount/fsys"
+)
+
+// FileName is the name of the one file in a FUSE mount.
+const FileName = "volume"
+
+// fuseFSType is how our FUSE mounts show in /proc/self/mountinfo; only mounts
+// of this type are ever unmounted as stale.
+const fuseFSType = "fuse.cryptvol"
+
+// fuseMaxWrite is the largest READ or WRITE request: 1 MiB, the kernel's
+// ceiling (256 pages, /proc/sys/fs/fuse/max_pages_limit). go-fuse derives
+// max_read and max_pages from it.
+const fuseMaxWrite = 1 << 20
+
+// fuseUnmountWait is how long Close retries an unmount refused as busy.
+const fuseUnmountWait = 2 * time.Second
+
+// Options says where and how a Device is served as a file.
+type Options struct {
+	// BaseDir holds the mount directory (required: the background server
+	// gives its registry directory). It is created with mode 0700 if
+	// missing.
+	BaseDir string
+	// ID names the mount directory under BaseDir: a single path element.
+	ID string
+	// ReadOnly mounts read-only and refuses opens for writing.
+	ReadOnly bool
+	// OnError, if set, is told about every failed Device call: the kernel
+	// and the program doing the I/O only see EIO, or ENOSPC for a write or
+	// sync that failed for lack of space.
+	OnError func(op string, off int64, err error)
+}
+
+// File is a Device served as the one regular file of a private FUSE mount.
+//
+// The mount is root's alone: without allow_other the kernel refuses every
+// other user before a request reaches the server, the directory is 0700 and
+// the file 0600. It is mounted nosuid, nodev, noexec.
+type File struct {
+	dir    string
+	server *fuse.Server
+	served chan struct{} // closed when Serve returns
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Serve mounts a FUSE filesystem on BaseDir/ID whose only file,
+// FileName, reads and writes dev, and serves it until Close. It needs root
+// (the mount is made with mount(2), not fusermount).
+func Serve(dev Device, opts Options) (*File, error) {
+	if err := checkFUSEID(opts.ID); err != nil {
+		return nil, err
+	}
+	if dev.Size() <= 0 {
+		return nil, fmt.Errorf("fuse: device size %d is not positive", dev.Size())
+	}
+	base := opts.BaseDir
+	if base == "" {
+		return nil, errors.New("fuse: no base directory for the mount")
+	}
+	dir := filepath.Join(base, opts.ID)
+	if err := makeMountDir(base, dir); err != nil {
+		return nil, err
+	}
+
+	flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+	if opts.ReadOnly {
+		flags |= syscall.MS_RDONLY
+	}
+	mo := &fuse.MountOptions{
+		FsName: "cryptvol",
+		Name:   "cryptvol", // type fuse.cryptvol
+		// We are root: mount(2) directly, no fusermount, and fail
+		// rather than fall back to it.
+		DirectMountStrict: true,
+		DirectMountFlags:  flags,
+		// The kernel checks the 0700/0600 modes too, on top of the
+		// owner-only rule that holds without allow_other.
+		Options:            []string{"default_permissions"},
+		MaxWrite:           fuseMaxWrite,
+		DisableXAttrs:      true,
+		DisableReadDirPlus: true,
+		// The loop device submits its direct I/O to the file as
+		// asynchronous requests. With FUSE_ASYNC_DIO the kernel sends
+		// them on as background requests and lets the loop device go
+		// on to its next one, so as many as max_background (12, the
+		// kernel's default) reach Device.ReadAt/WriteAt in parallel.
+		// Without it the loop device waits for each reply before it
+		// sends the next request, whatever the queue depth above it.
+		ExtraCapabilities: fuse.CAP_ASYNC_DIO,
+		// go-fuse would first try to splice every READ reply through
+		// a pipe, which works only for replies read from a file
+		// descriptor: ours are built in memory, so each try cost two
+		// system calls for nothing.
+		DisableSplice: true,
+		// Nothing below cmd prints; I/O errors go to OnError.
+		Logger: log.New(io.Discard, "", 0),
+	}
+	vfs := newVolumeFS(dev, opts.ReadOnly, opts.OnError)
+	server, err := fuse.NewServer(vfs, dir, mo)
+	if err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("fuse: mount %s: %w", dir, err)
+	}
+	f := &File{dir: dir, server: server, served: make(chan struct{})}
+	go func() {
+		defer close(f.served)
+		server.Serve()
+	}()
+	if err := server.WaitMount(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fuse: mount %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Dir is the mount directory.
+func (f *File) Dir() string { return f.dir }
+
+// Path is the served file, to be attached to a loop device.
+func (f *File) Path() string { return filepath.Join(f.dir, FileName) }
+
+// Close unmounts the filesystem, waits until the server has stopped and
+// removes the mount directory. It fails while the file is open, for example
+// by a loop device (detach that first); the error then names the holders
+// that can be found, and Close can be called again once they are gone. After
+// a successful Close it does nothing.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	if err := f.close(); err != nil {
+		return err
+	}
+	f.closed = true
+	return nil
+}
+
+func (f *File) close() error {
+	// go-fuse retries EBUSY for about 0.3 s; a loop device that has just
+	// detached can release the file a little later than that.
+	var err error
+	for deadline := time.Now().Add(fuseUnmountWait); ; {
+		err = f.server.Unmount()
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if errors.Is(err, syscall.EBUSY) {
+		return fsys.Busy(f.dir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("fuse: unmount %s: %w", f.dir, err)
+	}
+	<-f.served
+	if err := os.Remove(f.dir); err != nil {
+		return fmt.Errorf("fuse: remove mount directory: %w", err)
+	}
+	return nil
+}
+
+// UnmountStale cleans up after a process that served a FUSE file and died
+// (or was killed) without unmounting: the mount is left behind and every
+// access to it fails with ENOTCONN. If dir holds a cryptvol FUSE mount it is
+// lazily unmounted (MNT_DETACH: gone from the tree now, released by the kernel
+// when its last user lets go); then the empty directory is removed. A missing
+// dir is not an error; a mount of any other type is refused.
+//
+// The caller must know that the serving process is gone: a mount still being
+// served would be cut off from its server. Detach loop devices backed by the
+// file first (loopdev.BackedBy, loopdev.DetachPath).
+func UnmountStale(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("fuse: %w", err)
+	}
+	m, mounted, err := fsys.MountAt(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		if m.FSType != fuseFSType {
+			return fmt.Errorf("fuse: %s is a %s mount, not a stale cryptvol one: left alone", dir, m.FSType)
+		}
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("fuse: lazy unmount %s: %w", dir, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("fuse: remove mount directory: %w", err)
+	}
+	return nil
+}
+
+func checkFUSEID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("fuse: mount id %q is not a single path element", id)
+	}
+	return nil
+}
+
+// makeMountDir creates base (0700 if new) and the empty 0700 mount directory
+// dir in it. An existing dir is reused only if it is an empty directory and
+// not a mount point.
+func makeMountDir(base, dir string) error {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return fmt.Errorf("fuse: create base directory: %w", err)
+	}
+	err := os.Mkdir(dir, 0o700)
+	if err == nil || !errors.Is(err, os.ErrExist) {
+		if err != nil {
+			return fmt.Errorf("fuse: create mount directory: %w", err)
+		}
+		return nil
+	}
+	if m, mounted, err := fsys.MountAt(dir); err != nil {
+		return err
+	} else if mounted {
+		return fmt.Errorf("fuse: %s is already a %s mount (a stale one is removed by UnmountStale)", dir, m.FSType)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("fuse: mount directory: %w", err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("fuse: mount directory %s is not empty", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("fuse: mount directory: %w", err)
+	}
+	return nil
+}
