@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/awnumar/memguard"
-	"golang.org/x/sys/unix"
 
 	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
@@ -186,31 +185,6 @@ func (v *Volume) fillRandom(ctx context.Context, progress func(done, total int64
 		}
 	}
 	return nil
-}
-
-// rename moves the finished vault into place: atomically replacing an existing
-// file with force, and never replacing one without.
-func rename(from, to string, force bool) error {
-	if force {
-		return os.Rename(from, to)
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EEXIST):
-		return fmt.Errorf("%s: %w", to, ErrExists)
-	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
-		// Filesystems without RENAME_NOREPLACE: link fails if the name exists.
-		if err := os.Link(from, to); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("%s: %w", to, ErrExists)
-			}
-			return err
-		}
-		return os.Remove(from)
-	}
-	return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 }
 
 func syncDir(dir string) {

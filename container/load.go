@@ -170,4 +170,4 @@ func noValidCopy(p, b *headerCopy) error {
 	return damaged("both header copies are unusable: primary: %v; backup: %v", p.err, b.err)
 }
 
-func hasMagic(raw []byte) bool { return bytes.HasPrefix(raw, header.Magic[:]) }
+func hasMagic(raw []byte) bool { return bytes.HasPrefix(raw, []byte(header.Magic)) }

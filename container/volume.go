@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/awnumar/memguard"
-	"golang.org/x/sys/unix"
 
 	"github.com/cryptvol/cryptvol/cipher"
 	"github.com/cryptvol/cryptvol/header"
@@ -418,7 +417,7 @@ func (v *Volume) pwrite(b []byte, off int64) error {
 		return err
 	}
 	if len(b) >= writeBehindMin {
-		unix.SyncFileRange(int(v.f.Fd()), v.dataOff+off, int64(len(b)), unix.SYNC_FILE_RANGE_WRITE)
+		writeBehind(v.f, v.dataOff+off, int64(len(b)))
 	}
 	return nil
 }
@@ -433,18 +432,6 @@ func (v *Volume) Sync() error {
 		return nil
 	}
 	return fdatasync(v.f)
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
 }
 
 // Discard releases whole sectors of the vault file (punches a hole): they read
@@ -466,7 +453,7 @@ func (v *Volume) Discard(off, length int64) error {
 	}
 	v.rmw.Lock()
 	defer v.rmw.Unlock()
-	return unix.Fallocate(int(v.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, v.dataOff+off, length)
+	return punchHole(v.f, v.dataOff+off, length)
 }
 
 // Close waits for I/O in progress, wipes the keys and closes the file (which

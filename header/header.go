@@ -37,8 +37,8 @@ const (
 	CipherAESXTSPlain64 = 1
 )
 
-// Magic identifies a cryptvol header.
-var Magic = [8]byte{'C', 'R', 'Y', 'P', 'T', 'V', 'O', 'L'}
+// Magic identifies a cryptvol header: its first 8 bytes.
+const Magic = "CRYPTVOL"
 
 // Header is a decoded, validated header.
 type Header struct {
@@ -125,7 +125,7 @@ func Decode(b []byte) (*Header, error) {
 	if !bytes.Equal(sum[:], b[checksumOffset:]) {
 		return nil, ErrChecksum
 	}
-	if !bytes.Equal(b[:8], Magic[:]) {
+	if string(b[:len(Magic)]) != Magic {
 		return nil, ErrNoMagic
 	}
 	be := binary.BigEndian
@@ -200,7 +200,7 @@ func (h *Header) Encode() []byte {
 func (h *Header) encodeBody() []byte {
 	b := make([]byte, Size)
 	be := binary.BigEndian
-	copy(b, Magic[:])
+	copy(b, Magic)
 	be.PutUint16(b[8:], Version)
 	be.PutUint16(b[10:], Size)
 	be.PutUint64(b[16:], h.Sequence)

@@ -11,7 +11,7 @@ import (
 // at most half the physical memory (docs/FORMAT.md §5).
 func DefaultMemory() uint32 {
 	m := uint32(1 << 20)
-	if phys := PhysicalMemory(); phys != 0 && phys/2/1024 < uint64(m) {
+	if phys := physicalMemory(); phys != 0 && phys/2/1024 < uint64(m) {
 		m = max(uint32(phys/2/1024), MinMemory)
 	}
 	return m
@@ -52,7 +52,7 @@ func Measure(p Params) (time.Duration, error) {
 	if err := checkParams(p); err != nil {
 		return 0, err
 	}
-	salt := make([]byte, SaltSize)
+	salt := make([]byte, 32)
 	start := time.Now()
 	k := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
 	d := time.Since(start)

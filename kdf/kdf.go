@@ -14,7 +14,6 @@ import (
 
 	"github.com/awnumar/memguard"
 	"golang.org/x/crypto/argon2"
-	"golang.org/x/sys/unix"
 )
 
 // Bounds of docs/FORMAT.md §4.
@@ -27,8 +26,10 @@ const (
 	MaxThreads    = 64
 	// MaxWork bounds Memory × Iterations (KiB × passes): 64 GiB of memory passes.
 	MaxWork = 1 << 26
-	// SaltSize is the only salt length version 1 allows.
-	SaltSize = 32
+	// MinSalt and MaxSalt bound the salt length (RFC 9106 §3.1 asks for at
+	// least 8 bytes; formats fix their own length within these).
+	MinSalt = 8
+	MaxSalt = 1024
 	// KeySize is the length of a derived key-encryption key.
 	KeySize = 32
 )
@@ -41,11 +42,12 @@ type Params struct {
 }
 
 func (p Params) String() string {
-	return fmt.Sprintf("argon2id m=%s t=%d p=%d", FormatKiB(p.Memory), p.Iterations, p.Threads)
+	return fmt.Sprintf("argon2id m=%s t=%d p=%d", formatKiB(p.Memory), p.Iterations, p.Threads)
 }
 
-// FormatKiB renders a KiB count the way the CLI accepts it back (e.g. "1G", "8M").
-func FormatKiB(k uint32) string {
+// formatKiB renders a KiB count in the units --kdf-memory takes (e.g. "1G",
+// "8M"), for String.
+func formatKiB(k uint32) string {
 	switch {
 	case k%(1<<20) == 0:
 		return fmt.Sprintf("%dG", k>>20)
@@ -91,15 +93,6 @@ func (p Params) Validate() error {
 // this machine has.
 var ErrInsufficientMemory = errors.New("not enough memory for the key derivation")
 
-// PhysicalMemory returns the machine's physical memory in bytes, or 0 if unknown.
-func PhysicalMemory() uint64 {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
-		return 0
-	}
-	return uint64(si.Totalram) * uint64(si.Unit)
-}
-
 // Derive returns the 32-byte Argon2id key for secret and salt, in locked memory
 // owned by the caller. It refuses out-of-bound parameters and parameters needing
 // more memory than the machine has, before doing any work.
@@ -107,8 +100,8 @@ func Derive(secret, salt []byte, p Params) (*memguard.LockedBuffer, error) {
 	if err := checkParams(p); err != nil {
 		return nil, err
 	}
-	if len(salt) != SaltSize {
-		return nil, fmt.Errorf("argon2id salt is %d bytes, want %d", len(salt), SaltSize)
+	if len(salt) < MinSalt || len(salt) > MaxSalt {
+		return nil, fmt.Errorf("argon2id salt is %d bytes, want %d to %d", len(salt), MinSalt, MaxSalt)
 	}
 	key := argon2id(secret, salt, p, KeySize)
 	// Hand the memory Argon2 used back to the system now instead of keeping it
@@ -123,8 +116,8 @@ func checkParams(p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if phys := PhysicalMemory(); phys != 0 && uint64(p.Memory)*1024 > phys {
-		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), phys>>20)
+	if phys := physicalMemory(); phys != 0 && uint64(p.Memory)*1024 > phys {
+		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, formatKiB(p.Memory), phys>>20)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func TestArgon2idVectors(t *testing.T) {
 		}
 		// Where the vector is within our bounds, Derive must agree too.
 		p := Params{Memory: v.MemoryKiB, Iterations: v.Time, Threads: v.Threads}
-		if p.Validate() == nil && len(salt) == SaltSize && len(want) == KeySize {
+		if p.Validate() == nil && len(salt) >= MinSalt && len(salt) <= MaxSalt && len(want) == KeySize {
 			k, err := Derive(pw, salt, p)
 			if err != nil {
 				t.Fatal(err)
@@ -90,12 +90,12 @@ func TestValidateBounds(t *testing.T) {
 }
 
 func TestDeriveRejectsBeforeWork(t *testing.T) {
-	salt := make([]byte, SaltSize)
+	salt := make([]byte, 32)
 	start := time.Now()
 	if _, err := Derive([]byte("x"), salt, Params{Memory: 1 << 30, Iterations: 1, Threads: 1}); err == nil {
 		t.Fatal("1 TiB accepted")
 	}
-	if _, err := Derive([]byte("x"), salt[:16], Params{MinMemory, 1, 1}); err == nil {
+	if _, err := Derive([]byte("x"), salt[:MinSalt-1], Params{MinMemory, 1, 1}); err == nil {
 		t.Fatal("short salt accepted")
 	}
 	if time.Since(start) > time.Second {
@@ -142,7 +142,7 @@ func TestDefaults(t *testing.T) {
 	if m < MinMemory || m > 1<<20 {
 		t.Fatalf("default memory %d KiB", m)
 	}
-	if phys := PhysicalMemory(); phys != 0 && uint64(m)*1024 > phys/2 && m != MinMemory {
+	if phys := physicalMemory(); phys != 0 && uint64(m)*1024 > phys/2 && m != MinMemory {
 		t.Fatalf("default memory %d KiB is above half of %d bytes", m, phys)
 	}
 	if th := DefaultThreads(); th < 1 || th > 4 {
@@ -152,8 +152,8 @@ func TestDefaults(t *testing.T) {
 
 func TestFormatKiB(t *testing.T) {
 	for k, want := range map[uint32]string{1 << 20: "1G", 8192: "8M", 1000: "1000K", 1536: "1536K"} {
-		if got := FormatKiB(k); got != want {
-			t.Errorf("FormatKiB(%d) = %q, want %q", k, got, want)
+		if got := formatKiB(k); got != want {
+			t.Errorf("formatKiB(%d) = %q, want %q", k, got, want)
 		}
 	}
 }
