@@ -69,16 +69,16 @@ func TestCrashAtEveryStep(t *testing.T) {
 		allowed [][]string // acceptable sets of working passphrases
 	}
 	unlockAndWrap := func(path, pass string, wrap func(fileOps) fileOps) (*Vault, error) {
-		v, err := Unlock(path, []byte(pass), nil)
+		v, err := Unlock(path, Passphrase([]byte(pass)), nil)
 		if err != nil {
 			return nil, err
 		}
-		v.ops = wrap(v.ops)
+		v1of(v).ops = wrap(v1of(v).ops)
 		return v, nil
 	}
 	addB := func(t *testing.T, path string) {
 		v := mustUnlock(t, path, "a")
-		if _, err := v.AddPassphrase([]byte("b"), tiny, -1); err != nil {
+		if _, err := v.AddPassphrase(Passphrase([]byte("b")), tiny, -1); err != nil {
 			t.Fatal(err)
 		}
 		v.Close()
@@ -90,7 +90,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				return err
 			}
 			defer v.Close()
-			return v.ChangePassphrase(0, []byte("b"), tiny)
+			return v.ChangePassphrase(0, Passphrase([]byte("b")), tiny)
 		}, [][]string{{"a"}, {"a", "b"}, {"b"}}},
 		{"add", nil, func(path string, wrap func(fileOps) fileOps) error {
 			v, err := unlockAndWrap(path, "a", wrap)
@@ -98,7 +98,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				return err
 			}
 			defer v.Close()
-			_, err = v.AddPassphrase([]byte("b"), tiny, -1)
+			_, err = v.AddPassphrase(Passphrase([]byte("b")), tiny, -1)
 			return err
 		}, [][]string{{"a"}, {"a", "b"}}},
 		{"remove", addB, func(path string, wrap func(fileOps) fileOps) error {
@@ -111,10 +111,10 @@ func TestCrashAtEveryStep(t *testing.T) {
 		}, [][]string{{"a", "b"}, {"a"}}},
 		{"restore", func(t *testing.T, path string) {
 			v := mustUnlock(t, path, "a")
-			v.ChangePassphrase(0, []byte("b"), tiny)
+			v.ChangePassphrase(0, Passphrase([]byte("b")), tiny)
 			v.Close()
 		}, func(path string, wrap func(fileOps) fileOps) error {
-			return restoreHeader(path, backup, []byte("a"), nil, wrap)
+			return restoreHeader(path, backup, Passphrase([]byte("a")), nil, wrap)
 		}, [][]string{{"b"}, {"a"}}},
 		{"repair", func(t *testing.T, path string) {
 			patchFile(t, path, 1000, []byte{0xee}) // damage the primary
@@ -123,7 +123,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer v.Close()
+			defer v.close()
 			if err := v.unlock([]byte("a"), nil, nil); err != nil {
 				return err
 			}

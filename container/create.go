@@ -49,7 +49,7 @@ type CreateOptions struct {
 // Create makes a new vault at path, protected by passphrase in keyslot 0, and
 // returns it open read-write. The file appears under its name only once it is
 // complete and synced; an interrupted Create (ctx cancelled) leaves nothing.
-func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOptions) (*Volume, error) {
+func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*Volume, error) {
 	o := *opts
 	if o.SectorSize == 0 {
 		o.SectorSize = 4096
@@ -60,7 +60,7 @@ func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOpt
 	if _, err := os.Lstat(path); err == nil && !o.Force {
 		return nil, fmt.Errorf("%s: %w", path, ErrExists)
 	}
-	if len(passphrase) == 0 {
+	if len(s.Passphrase) == 0 && len(s.Keyfiles) == 0 {
 		return nil, errors.New("the passphrase is empty")
 	}
 
@@ -100,12 +100,12 @@ func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOpt
 	}()
 	// The vault's first header copy is written through a Vault so it follows
 	// the same sealing and validation as every later change.
-	v := &Vault{path: path, f: tmp, writable: true, ops: tmp, mk: mk, h: h, warn: func(string) {}}
-	s, err := v.newSlot(passphrase, o.KDF)
+	v := &v1Vault{path: path, f: tmp, writable: true, ops: tmp, mk: mk, h: h, warn: func(string) {}}
+	slot, err := v.newSlot(s, o.KDF)
 	if err != nil {
 		return nil, err
 	}
-	h.Slots[0] = s
+	h.Slots[0] = slot
 	if err := tmp.Truncate(h.FileSize()); err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func Create(ctx context.Context, path string, passphrase []byte, opts *CreateOpt
 	if err := v.commit(h); err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(tmp, path, mk, false)
+	vol, err := newVolume(tmp, path, TypeCryptvol, mk, false)
 	if err != nil {
 		return nil, err
 	}

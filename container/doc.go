@@ -1,9 +1,19 @@
-// Package container creates and opens cryptvol vault files (docs/FORMAT.md). It is
-// the public entry point of the module: the CLI and the servers use it, and it
-// composes packages header (the on-disk format), kdf (Argon2id) and cipher
-// (XTS-AES-256).
+// Package container creates and opens vault files. It is the public entry point
+// of the module: the CLI and the servers use it, and it composes the format
+// packages (header: cryptvol's own format, docs/FORMAT.md), kdf (key derivation)
+// and cipher (sector ciphers).
 //
-// Create makes a vault; Open unlocks one with a passphrase and returns a Volume,
+// # Formats
+//
+// Each container format is one package that reads and writes its header, bytes
+// in and bytes out, adapted here behind one small internal interface: detect
+// (by magic), unlock with a Secret (passphrase and keyfiles, combined the
+// format's way) into a master key plus the data Geometry (offset, size, sector
+// size, IV offset, cipher), and key management where the format allows it.
+// Vault and Volume are the same whatever the format; callers never branch on
+// it after Unlock or Open. Type names the format.
+//
+// Create makes a vault; Open unlocks one with a Secret and returns a Volume,
 // which reads and writes the plaintext space with ReadAt/WriteAt at any offset and
 // length, safe for concurrent use (WriteAtInPlace, for servers, encrypts in the
 // caller's buffer instead of copying it). Inspect reads what the header tells without a
@@ -25,9 +35,9 @@
 //
 // # Compatibility
 //
-// This package reads and writes format version 1 only. A header of another
-// version is reported as unsupported (errors.Is(err, ErrDamaged) with a
-// *header.VersionError inside), never misread. The golden vaults under
+// Of cryptvol's own format this package reads and writes version 1 only. A
+// header of another version is reported as unsupported (errors.Is(err,
+// ErrDamaged) with a *header.VersionError inside), never misread. The golden vaults under
 // testvectors/vaults are opened by the tests, so a change that breaks existing
 // vaults fails CI.
 package container

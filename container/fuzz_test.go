@@ -99,8 +99,8 @@ func checkLayout(t *testing.T, path string, head []byte, gap uint32, tail []byte
 		}
 		return false
 	}
-	if info.Header.FileSize() > info.FileSize {
-		t.Fatalf("the winning header needs %d bytes, the file has %d", info.Header.FileSize(), info.FileSize)
+	if need := info.Geometry.Offset + info.Geometry.Size + header.Size; need > info.FileSize {
+		t.Fatalf("the winning header needs %d bytes, the file has %d", need, info.FileSize)
 	}
 	// Unlocking derives a key per slot: only for the cheapest parameters.
 	l := mustLayout(t, path)
@@ -116,7 +116,7 @@ func checkLayout(t *testing.T, path string, head []byte, gap uint32, tail []byte
 	before, _ := os.ReadFile(path)
 	opened := false
 	for _, pass := range goldenPassphrases {
-		v, err := Unlock(path, []byte(pass), &UnlockOptions{ReadOnly: true})
+		v, err := Unlock(path, Passphrase([]byte(pass)), &UnlockOptions{ReadOnly: true})
 		if err != nil {
 			if !errors.Is(err, ErrWrongPassphrase) && !errors.Is(err, ErrDamaged) {
 				t.Fatalf("read-only Unlock: %v", err)
@@ -127,7 +127,7 @@ func checkLayout(t *testing.T, path string, head []byte, gap uint32, tail []byte
 		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 			t.Fatal("a read-only unlock changed the file")
 		}
-		v, err = Unlock(path, []byte(pass), nil)
+		v, err = Unlock(path, Passphrase([]byte(pass)), nil)
 		if err != nil {
 			t.Fatalf("read-write Unlock after a read-only one opened: %v", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cryptvol/cryptvol/kdf"
@@ -49,8 +50,8 @@ func TestGoldenVaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if hex.EncodeToString(info.Header.UUID[:]) != g.UUID || int(info.Header.SectorSize) != g.SectorSize ||
-				int64(info.Header.DataSize) != g.DataSize || info.Primary.Problem != "" || info.Backup.Problem != "" {
+			if strings.ReplaceAll(info.UUID, "-", "") != g.UUID || info.Geometry.SectorSize != g.SectorSize ||
+				info.Geometry.Size != g.DataSize || info.Primary.Problem != "" || info.Backup.Problem != "" {
 				t.Fatalf("header %+v does not match the manifest %+v", info, g)
 			}
 			for slot, passphrase := range g.Passphrases {
@@ -69,7 +70,7 @@ func TestGoldenVaults(t *testing.T) {
 				if len(digests) > 0 && opens(t, path, passphrase) {
 					t.Fatalf("slot %s opens without its keyfiles", slot)
 				}
-				vol, err := Open(path, []byte(pass), &OpenOptions{ReadOnly: true})
+				vol, err := Open(path, Passphrase([]byte(pass)), &OpenOptions{ReadOnly: true})
 				if err != nil {
 					t.Fatalf("slot %s: %v", slot, err)
 				}
@@ -81,7 +82,7 @@ func TestGoldenVaults(t *testing.T) {
 				if sum := sha256.Sum256(p); hex.EncodeToString(sum[:]) != g.SHA256 {
 					t.Fatalf("slot %s: plaintext differs", slot)
 				}
-				v, err := Unlock(path, []byte(pass), &UnlockOptions{ReadOnly: true})
+				v, err := Unlock(path, Passphrase([]byte(pass)), &UnlockOptions{ReadOnly: true})
 				if err != nil || v.Slot() != want {
 					t.Fatalf("passphrase of slot %s opened slot %d (%v)", slot, v.Slot(), err)
 				}

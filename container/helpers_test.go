@@ -18,7 +18,7 @@ var tiny = kdf.Params{Memory: kdf.MinMemory, Iterations: 1, Threads: 1}
 func create(t testing.TB, size int64, sectorSize int, pass string) (string, *Volume) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vault.cv")
-	vol, err := Create(context.Background(), path, []byte(pass), &CreateOptions{Size: size, SectorSize: sectorSize, KDF: tiny})
+	vol, err := Create(context.Background(), path, Passphrase([]byte(pass)), &CreateOptions{Size: size, SectorSize: sectorSize, KDF: tiny})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func createClosed(t testing.TB, size int64, pass string) string {
 
 func mustOpen(t testing.TB, path, pass string, opts *OpenOptions) *Volume {
 	t.Helper()
-	vol, err := Open(path, []byte(pass), opts)
+	vol, err := Open(path, Passphrase([]byte(pass)), opts)
 	if err != nil {
 		t.Fatalf("open with %q: %v", pass, err)
 	}
@@ -47,7 +47,7 @@ func mustOpen(t testing.TB, path, pass string, opts *OpenOptions) *Volume {
 
 func mustUnlock(t testing.TB, path, pass string) *Vault {
 	t.Helper()
-	v, err := Unlock(path, []byte(pass), nil)
+	v, err := Unlock(path, Passphrase([]byte(pass)), nil)
 	if err != nil {
 		t.Fatalf("unlock with %q: %v", pass, err)
 	}
@@ -59,7 +59,7 @@ func mustUnlock(t testing.TB, path, pass string) *Vault {
 // than a wrong passphrase.
 func opens(t testing.TB, path, pass string) bool {
 	t.Helper()
-	v, err := Unlock(path, []byte(pass), &UnlockOptions{ReadOnly: true})
+	v, err := Unlock(path, Passphrase([]byte(pass)), &UnlockOptions{ReadOnly: true})
 	if errors.Is(err, ErrWrongPassphrase) {
 		return false
 	}
@@ -119,3 +119,7 @@ func readFile(t testing.TB, path string, off int64, n int) []byte {
 }
 
 func equal(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// v1of is the cryptvol v1 state of an unlocked vault, for tests that reach
+// into it.
+func v1of(v *Vault) *v1Vault { return v.k.(*v1Vault) }

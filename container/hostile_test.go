@@ -34,7 +34,7 @@ const hangLimit = 2 * time.Minute
 func TestHostileVaults(t *testing.T) {
 	pass := []byte("hostile base passphrase")
 	base := filepath.Join(t.TempDir(), "base.cv")
-	vol, err := container.Create(context.Background(), base, pass, &container.CreateOptions{
+	vol, err := container.Create(context.Background(), base, container.Passphrase(pass), &container.CreateOptions{
 		Size: 64 << 10, KDF: kdf.Params{Memory: kdf.MinMemory, Iterations: 1, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestHostileVaults(t *testing.T) {
 
 			// Open: the data area behind the verified header is intact.
 			var vol *container.Volume
-			bounded(t, "Open", func() error { vol, err = container.Open(openCopy, pass, nil); return err })
+			bounded(t, "Open", func() error { vol, err = container.Open(openCopy, container.Passphrase(pass), nil); return err })
 			checkErr(t, "Open", c.Unlock, msg, err)
 			if err == nil {
 				got := make([]byte, vol.Size())
@@ -124,7 +124,7 @@ func checkUnlock(t *testing.T, c hostile.Case, msg *regexp.Regexp, path string, 
 	var v *container.Vault
 	var err error
 	bounded(t, fmt.Sprintf("Unlock (read-only %v)", readOnly), func() error {
-		v, err = container.Unlock(path, []byte("hostile base passphrase"), &container.UnlockOptions{
+		v, err = container.Unlock(path, container.Passphrase([]byte("hostile base passphrase")), &container.UnlockOptions{
 			ReadOnly: readOnly, Warn: func(m string) { warnings = append(warnings, m) }})
 		return err
 	})

@@ -8,14 +8,24 @@ import (
 )
 
 // Info is what a vault's header tells without a passphrase. Nothing in it is
-// secret; it is authenticated only once the vault is unlocked (the MAC), so a
-// tool that shows it must not present it as verified.
+// secret; it is authenticated only once the vault is unlocked, so a tool that
+// shows it must not present it as verified.
 type Info struct {
 	Path     string
+	Type     Type
+	Version  int // of the format: 1 for cryptvol v1
 	FileSize int64
-	Header   header.Header // the winning copy
-	Primary  CopyStatus
-	Backup   CopyStatus
+	UUID     string
+	Geometry Geometry
+	// Sequence numbers the header's updates (0 where the format has none).
+	Sequence uint64
+	// Primary and Backup are the two copies of the header.
+	Primary CopyStatus
+	Backup  CopyStatus
+	// Keyslots are the active keyslots, by slot number; SlotCount is how
+	// many the format has.
+	Keyslots  []SlotInfo
+	SlotCount int
 }
 
 // CopyStatus describes one header copy.
@@ -27,6 +37,19 @@ type CopyStatus struct {
 	Problem string
 }
 
+// SlotInfo describes an active keyslot.
+type SlotInfo struct {
+	Slot int
+	// KDF names the key derivation: "argon2id", and Memory (KiB),
+	// Iterations and Threads are its parameters.
+	KDF        string
+	Memory     uint32
+	Iterations uint32
+	Threads    uint32
+	// Wrap names how the master key is wrapped, e.g. "xchacha20-poly1305".
+	Wrap string
+}
+
 // Inspect reads the vault's header copies without unlocking (and without
 // changing the file). It fails with ErrDamaged if no copy is valid.
 func Inspect(path string) (*Info, error) {
@@ -34,10 +57,19 @@ func Inspect(path string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Info{
-		Path: path, FileSize: l.fileSize, Header: *l.winner.h,
+	h := l.winner.h
+	info := &Info{
+		Path: path, Type: TypeCryptvol, Version: header.Version, FileSize: l.fileSize,
+		UUID: FormatUUID(h.UUID), Geometry: v1Geometry(h), Sequence: h.Sequence,
 		Primary: l.status(&l.primary), Backup: l.status(&l.backup),
-	}, nil
+		Keyslots: []SlotInfo{}, SlotCount: header.SlotCount,
+	}
+	for _, i := range h.ActiveSlots() {
+		s := &h.Slots[i]
+		info.Keyslots = append(info.Keyslots, SlotInfo{Slot: i, KDF: "argon2id",
+			Memory: s.Memory, Iterations: s.Iterations, Threads: s.Threads, Wrap: s.AEAD.String()})
+	}
+	return info, nil
 }
 
 func (l *layout) status(c *headerCopy) CopyStatus {

@@ -32,7 +32,7 @@ func TestGrow(t *testing.T) {
 			t.Fatalf("progress ended at %d", last)
 		}
 		info, err := Inspect(path)
-		if err != nil || info.Header.DataSize != 256<<10 || info.Header.Sequence != 2 ||
+		if err != nil || info.Geometry.Size != 256<<10 || info.Sequence != 2 ||
 			info.FileSize != header.DataAlignment+256<<10+header.Size || info.Primary.Problem != "" || info.Backup.Problem != "" {
 			t.Fatalf("after growing: %+v, %v", info, err)
 		}
@@ -90,9 +90,9 @@ func TestGrowCrash(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "v.cv")
 		copyFile(t, template, path)
 		v := mustUnlock(t, path, "pw")
-		v.f.Truncate(header.DataAlignment + 16384 + header.Size)
+		v1of(v).f.Truncate(header.DataAlignment + 16384 + header.Size)
 		if step == "old backup overwritten" {
-			if err := v.overwrite(t.Context(), 8192, 8192+header.Size, nil); err != nil {
+			if err := v1of(v).overwrite(t.Context(), 8192, 8192+header.Size, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -104,8 +104,8 @@ func TestGrowCrash(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "v.cv")
 			copyFile(t, template, path)
 			v := mustUnlock(t, path, "pw")
-			cf := &crashingFile{f: v.ops, n: n, tear: tear == 1}
-			v.ops = cf
+			cf := &crashingFile{f: v1of(v).ops, n: n, tear: tear == 1}
+			v1of(v).ops = cf
 			err := v.Grow(t.Context(), 16384, FillSparse, nil)
 			v.Close()
 			if err != nil && !errors.Is(err, errCrash) {

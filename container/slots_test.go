@@ -37,7 +37,7 @@ func costlySlots(t *testing.T) (string, map[int]kdf.Params) {
 	}
 	v := mustUnlock(t, path, "zero")
 	for _, s := range []int{2, 5} {
-		if _, err := v.AddPassphrase([]byte{'0' + byte(s)}, params[s], s); err != nil {
+		if _, err := v.AddPassphrase(Passphrase([]byte{'0' + byte(s)}), params[s], s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,7 +62,7 @@ func TestWrongPassphraseDerivesEverySlot(t *testing.T) {
 		{"zero", all[:1], nil},
 	} {
 		d := &derivations{}
-		v, err := Unlock(path, []byte(tc.pass), &UnlockOptions{ReadOnly: true, derive: d.derive})
+		v, err := Unlock(path, Passphrase([]byte(tc.pass)), &UnlockOptions{ReadOnly: true, derive: d.derive})
 		if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
 			t.Fatalf("%q: %v, want %v", tc.pass, err, tc.err)
 		}
@@ -80,7 +80,7 @@ func TestWrongPassphraseDerivesEverySlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &derivations{}
-	if err := restoreHeader(path, backup, []byte("wrong"), &UnlockOptions{derive: d.derive}, nil); !errors.Is(err, ErrWrongPassphrase) {
+	if err := restoreHeader(path, backup, Passphrase([]byte("wrong")), &UnlockOptions{derive: d.derive}, nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("restore with a wrong passphrase: %v", err)
 	}
 	if !slices.Equal(d.params, all) {
@@ -93,7 +93,7 @@ func TestWrongPassphraseDerivesEverySlot(t *testing.T) {
 func TestUnderivableSlotDoesNotStopTheSearch(t *testing.T) {
 	path, params := costlySlots(t)
 	d := &derivations{fail: map[kdf.Params]error{params[0]: kdf.ErrInsufficientMemory}}
-	v, err := Unlock(path, []byte("5"), &UnlockOptions{ReadOnly: true, derive: d.derive})
+	v, err := Unlock(path, Passphrase([]byte("5")), &UnlockOptions{ReadOnly: true, derive: d.derive})
 	if err != nil {
 		t.Fatalf("slot 5 behind an underivable slot 0: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestUnderivableSlotDoesNotStopTheSearch(t *testing.T) {
 	// With no slot opening, the error is the derivation's, not "wrong
 	// passphrase": the passphrase may be the untried slot's.
 	d = &derivations{fail: map[kdf.Params]error{params[0]: kdf.ErrInsufficientMemory}}
-	_, err = Unlock(path, []byte("zero"), &UnlockOptions{ReadOnly: true, derive: d.derive})
+	_, err = Unlock(path, Passphrase([]byte("zero")), &UnlockOptions{ReadOnly: true, derive: d.derive})
 	if !errors.Is(err, kdf.ErrInsufficientMemory) || errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("only the right slot underivable: %v", err)
 	}

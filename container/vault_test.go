@@ -15,21 +15,21 @@ import (
 func TestWrongPassphraseTriesEverySlot(t *testing.T) {
 	path := createClosed(t, 8192, "first")
 	v := mustUnlock(t, path, "first")
-	if s, err := v.AddPassphrase([]byte("last"), tiny, 7); err != nil || s != 7 {
+	if s, err := v.AddPassphrase(Passphrase([]byte("last")), tiny, 7); err != nil || s != 7 {
 		t.Fatalf("add to slot 7: %d, %v", s, err)
 	}
 	v.Close()
 	if !opens(t, path, "last") || !opens(t, path, "first") {
 		t.Fatal("a passphrase does not open")
 	}
-	if _, err := Unlock(path, []byte("nope"), nil); !errors.Is(err, ErrWrongPassphrase) {
+	if _, err := Unlock(path, Passphrase([]byte("nope")), nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
-	if _, err := Unlock(path, []byte("last"), &UnlockOptions{Slots: []int{0}}); !errors.Is(err, ErrWrongPassphrase) {
+	if _, err := Unlock(path, Passphrase([]byte("last")), &UnlockOptions{Slots: []int{0}}); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("restricted to slot 0: %v", err)
 	}
 	var se *SlotError
-	if _, err := Unlock(path, []byte("last"), &UnlockOptions{Slots: []int{3}}); !errors.As(err, &se) {
+	if _, err := Unlock(path, Passphrase([]byte("last")), &UnlockOptions{Slots: []int{3}}); !errors.As(err, &se) {
 		t.Fatalf("inactive slot: %v", err)
 	}
 	if v := mustUnlock(t, path, "last"); v.Slot() != 7 {
@@ -44,13 +44,13 @@ func TestKeyManagement(t *testing.T) {
 	vol.Close()
 
 	v := mustUnlock(t, path, "one")
-	if s, err := v.AddPassphrase([]byte("two"), tiny, -1); err != nil || s != 1 {
+	if s, err := v.AddPassphrase(Passphrase([]byte("two")), tiny, -1); err != nil || s != 1 {
 		t.Fatalf("add: %d, %v", s, err)
 	}
-	if err := v.ChangePassphrase(0, []byte("uno"), tiny); err != nil {
+	if err := v.ChangePassphrase(0, Passphrase([]byte("uno")), tiny); err != nil {
 		t.Fatal(err)
 	}
-	if h := v.Header(); !h.Slots[0].Active || !h.Slots[1].Active || len(h.ActiveSlots()) != 2 {
+	if h := v1of(v).h; !h.Slots[0].Active || !h.Slots[1].Active || len(h.ActiveSlots()) != 2 {
 		t.Fatalf("slots after change: %v", h.ActiveSlots())
 	}
 	v.Close()
@@ -72,13 +72,13 @@ func TestKeyManagement(t *testing.T) {
 	if err := v.RemoveSlot(0); !errors.As(err, &se) {
 		t.Fatalf("removing an inactive slot: %v", err)
 	}
-	if _, err := v.AddPassphrase([]byte("x"), tiny, 1); !errors.As(err, &se) {
+	if _, err := v.AddPassphrase(Passphrase([]byte("x")), tiny, 1); !errors.As(err, &se) {
 		t.Fatalf("adding into an active slot: %v", err)
 	}
-	if _, err := v.AddPassphrase([]byte("x"), tiny, 8); !errors.As(err, &se) {
+	if _, err := v.AddPassphrase(Passphrase([]byte("x")), tiny, 8); !errors.As(err, &se) {
 		t.Fatalf("adding into slot 8: %v", err)
 	}
-	if _, err := v.AddPassphrase([]byte("x"), kdf.Params{}, -1); err == nil {
+	if _, err := v.AddPassphrase(Passphrase([]byte("x")), kdf.Params{}, -1); err == nil {
 		t.Fatal("zero KDF parameters accepted")
 	}
 	v.Close()
@@ -102,14 +102,14 @@ func TestChangeWithAllSlotsFull(t *testing.T) {
 	path := createClosed(t, 8192, "p0")
 	v := mustUnlock(t, path, "p0")
 	for i := 1; i < header.SlotCount; i++ {
-		if _, err := v.AddPassphrase([]byte{'p', byte('0' + i)}, tiny, -1); err != nil {
+		if _, err := v.AddPassphrase(Passphrase([]byte{'p', byte('0' + i)}), tiny, -1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := v.AddPassphrase([]byte("more"), tiny, -1); !errors.Is(err, ErrNoFreeSlot) {
+	if _, err := v.AddPassphrase(Passphrase([]byte("more")), tiny, -1); !errors.Is(err, ErrNoFreeSlot) {
 		t.Fatalf("ninth passphrase: %v", err)
 	}
-	if err := v.ChangePassphrase(3, []byte("new3"), tiny); err != nil {
+	if err := v.ChangePassphrase(3, Passphrase([]byte("new3")), tiny); err != nil {
 		t.Fatal(err)
 	}
 	v.Close()
@@ -135,7 +135,7 @@ func TestRepair(t *testing.T) {
 		{"backup older", func(t *testing.T, p string) {
 			old := readFile(t, p, backupOff, header.Size)
 			v := mustUnlock(t, p, "pw")
-			v.AddPassphrase([]byte("new"), tiny, -1)
+			v.AddPassphrase(Passphrase([]byte("new")), tiny, -1)
 			v.Close()
 			patchFile(t, p, backupOff, old)
 		}, "backup header copy was older (sequence 1, current 2)"},
@@ -157,7 +157,7 @@ func TestRepair(t *testing.T) {
 			}
 			// A read-only unlock reports but does not repair.
 			var warns []string
-			v, err := Unlock(path, []byte("pw"), &UnlockOptions{ReadOnly: true, Warn: func(s string) { warns = append(warns, s) }})
+			v, err := Unlock(path, Passphrase([]byte("pw")), &UnlockOptions{ReadOnly: true, Warn: func(s string) { warns = append(warns, s) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +166,7 @@ func TestRepair(t *testing.T) {
 				t.Fatalf("read-only warnings: %q", warns)
 			}
 			warns = nil
-			v, err = Unlock(path, []byte("pw"), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
+			v, err = Unlock(path, Passphrase([]byte("pw")), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +178,7 @@ func TestRepair(t *testing.T) {
 				t.Fatal("copies not identical to the good header after repair")
 			}
 			warns = nil
-			v, _ = Unlock(path, []byte("pw"), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
+			v, _ = Unlock(path, Passphrase([]byte("pw")), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
 			v.Close()
 			if len(warns) != 0 {
 				t.Fatalf("warnings after repair: %q", warns)
@@ -227,8 +227,8 @@ func TestDamagedVaults(t *testing.T) {
 			tc.damage(t, path)
 			for name, f := range map[string]func() error{
 				"inspect": func() error { _, err := Inspect(path); return err },
-				"unlock":  func() error { _, err := Unlock(path, []byte("pw"), nil); return err },
-				"open":    func() error { _, err := Open(path, []byte("pw"), nil); return err },
+				"unlock":  func() error { _, err := Unlock(path, Passphrase([]byte("pw")), nil); return err },
+				"open":    func() error { _, err := Open(path, Passphrase([]byte("pw")), nil); return err },
 			} {
 				err := f()
 				if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.msg) {
@@ -255,7 +255,7 @@ func TestTamperedHeader(t *testing.T) {
 	path := createClosed(t, size, "pw")
 	tamper(t, path, 0)
 	var warns []string
-	v, err := Unlock(path, []byte("pw"), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
+	v, err := Unlock(path, Passphrase([]byte("pw")), &UnlockOptions{Warn: func(s string) { warns = append(warns, s) }})
 	if err != nil {
 		t.Fatalf("one tampered copy: %v", err)
 	}
@@ -269,7 +269,7 @@ func TestTamperedHeader(t *testing.T) {
 
 	tamper(t, path, 0)
 	tamper(t, path, backupOff)
-	if _, err := Unlock(path, []byte("pw"), nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "authentication failed") {
+	if _, err := Unlock(path, Passphrase([]byte("pw")), nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "authentication failed") {
 		t.Fatalf("both tampered: %v", err)
 	}
 }
@@ -289,28 +289,28 @@ func TestHeaderBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := mustUnlock(t, path, "old")
-	if err := v.ChangePassphrase(0, []byte("new"), tiny); err != nil {
+	if err := v.ChangePassphrase(0, Passphrase([]byte("new")), tiny); err != nil {
 		t.Fatal(err)
 	}
 	v.Close()
 
-	if err := RestoreHeader(path, backup, []byte("new"), nil); !errors.Is(err, ErrWrongPassphrase) {
+	if err := RestoreHeader(path, backup, Passphrase([]byte("new")), nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("restore with a passphrase the backup does not know: %v", err)
 	}
 	vol = mustOpen(t, path, "new", nil)
-	if err := RestoreHeader(path, backup, []byte("old"), nil); !errors.Is(err, ErrInUse) {
+	if err := RestoreHeader(path, backup, Passphrase([]byte("old")), nil); !errors.Is(err, ErrInUse) {
 		t.Fatalf("restore while open: %v", err)
 	}
 	vol.Close()
-	if err := RestoreHeader(path, backup, []byte("old"), nil); err != nil {
+	if err := RestoreHeader(path, backup, Passphrase([]byte("old")), nil); err != nil {
 		t.Fatal(err)
 	}
 	if !opens(t, path, "old") || opens(t, path, "new") {
 		t.Fatal("restored header does not hold the old passphrase only")
 	}
 	info, _ := Inspect(path)
-	if info.Header.Sequence != 4 { // 1 created, 2 and 3 by the change, 4 the restore
-		t.Fatalf("sequence after restore %d", info.Header.Sequence)
+	if info.Sequence != 4 { // 1 created, 2 and 3 by the change, 4 the restore
+		t.Fatalf("sequence after restore %d", info.Sequence)
 	}
 	vol = mustOpen(t, path, "old", nil)
 	if !equal(readFull(t, vol, 8192, 0), data) {
@@ -321,7 +321,7 @@ func TestHeaderBackupRestore(t *testing.T) {
 	// Restore over a vault whose both copies are destroyed.
 	patchFile(t, path, 0, make([]byte, header.Size))
 	patchFile(t, path, header.DataAlignment+8192, make([]byte, header.Size))
-	if err := RestoreHeader(path, backup, []byte("old"), nil); err != nil {
+	if err := RestoreHeader(path, backup, Passphrase([]byte("old")), nil); err != nil {
 		t.Fatalf("restore over a destroyed header: %v", err)
 	}
 	if !opens(t, path, "old") {
@@ -330,14 +330,14 @@ func TestHeaderBackupRestore(t *testing.T) {
 
 	// Another vault's header, a wrong size, garbage.
 	other := createClosed(t, 8192, "old")
-	if err := RestoreHeader(other, backup, []byte("old"), nil); !errors.Is(err, ErrOtherVault) {
+	if err := RestoreHeader(other, backup, Passphrase([]byte("old")), nil); !errors.Is(err, ErrOtherVault) {
 		t.Fatalf("restore onto another vault: %v", err)
 	}
 	bigger := createClosed(t, 16384, "old")
-	if err := RestoreHeader(bigger, backup, []byte("old"), nil); err == nil || !strings.Contains(err.Error(), "describes a vault of") {
+	if err := RestoreHeader(bigger, backup, Passphrase([]byte("old")), nil); err == nil || !strings.Contains(err.Error(), "describes a vault of") {
 		t.Fatalf("restore onto a vault of another size: %v", err)
 	}
-	if err := RestoreHeader(path, []byte("garbage"), []byte("old"), nil); !errors.Is(err, ErrDamaged) {
+	if err := RestoreHeader(path, []byte("garbage"), Passphrase([]byte("old")), nil); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("garbage backup: %v", err)
 	}
 }

@@ -22,12 +22,14 @@ type Volume struct {
 	path     string
 	f        *os.File
 	readOnly bool
-	uuid     [16]byte
+	typ      Type
+	uuid     string
+	geom     Geometry
 	dataOff  int64
 	size     int64
 	ss       int
 
-	keys *memguard.LockedBuffer // expanded XTS round keys, owned here
+	keys *memguard.LockedBuffer // expanded cipher keys, owned here
 	xts  *cipher.XTS
 
 	life   sync.RWMutex // held shared by every I/O call, exclusively by Close
@@ -47,38 +49,48 @@ type OpenOptions struct {
 	Warn func(msg string)
 }
 
-// Open unlocks the vault at path with passphrase and opens its data area. The
-// vault is locked against a second read-write open (ErrInUse).
-func Open(path string, passphrase []byte, opts *OpenOptions) (*Volume, error) {
+// Open unlocks the vault at path with s and opens its data area. The vault is
+// locked against a second read-write open (ErrInUse).
+func Open(path string, s Secret, opts *OpenOptions) (*Volume, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	v, err := Unlock(path, passphrase, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn})
+	v, err := Unlock(path, s, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn})
 	if err != nil {
 		return nil, err
 	}
-	mk := v.mk // the volume takes over the key; Close releases the header lock
-	v.mk = nil
-	v.Close()
-	return openWithKey(path, mk, opts)
+	defer v.Close()
+	mk := memguard.NewBufferFromBytes(append([]byte(nil), v.k.masterKey().Bytes()...))
+	return openWithKey(path, v.typ, mk, opts)
 }
 
 // OpenWithKey opens the data area with a master key read from r (as written by
-// Vault.WriteKey), verifying it against the header MAC.
+// Vault.WriteKey), verifying it against the header.
 func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	mk := memguard.NewBuffer(header.MasterKeySize)
+	typ, err := detectFile(path)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	switch typ {
+	case TypeCryptvol:
+		size = header.MasterKeySize
+	default:
+		return nil, fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
+	}
+	mk := memguard.NewBuffer(size)
 	if _, err := io.ReadFull(r, mk.Bytes()); err != nil {
 		mk.Destroy()
 		return nil, fmt.Errorf("reading the master key: %w", err)
 	}
-	return openWithKey(path, mk, opts)
+	return openWithKey(path, typ, mk, opts)
 }
 
 // openWithKey opens the data area; it consumes (destroys) mk.
-func openWithKey(path string, mk *memguard.LockedBuffer, opts *OpenOptions) (*Volume, error) {
+func openWithKey(path string, typ Type, mk *memguard.LockedBuffer, opts *OpenOptions) (*Volume, error) {
 	defer mk.Destroy()
 	flag := os.O_RDWR
 	if opts.ReadOnly {
@@ -88,7 +100,7 @@ func openWithKey(path string, mk *memguard.LockedBuffer, opts *OpenOptions) (*Vo
 	if err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(f, path, mk, opts.ReadOnly)
+	vol, err := newVolume(f, path, typ, mk, opts.ReadOnly)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -96,45 +108,74 @@ func openWithKey(path string, mk *memguard.LockedBuffer, opts *OpenOptions) (*Vo
 	return vol, nil
 }
 
-// newVolume locks f's data area, reads and authenticates its header with mk, and
-// sets up the cipher. It does not consume mk.
-func newVolume(f *os.File, path string, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
+// newVolume locks f's data area, verifies mk against the header, and sets up
+// the cipher. It does not consume mk.
+func newVolume(f *os.File, path string, typ Type, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
 	if err := lockByte(f, dataLockByte, !readOnly, false); err != nil {
 		if errors.Is(err, ErrInUse) {
 			return nil, fmt.Errorf("%s: %w (already open)", path, err)
 		}
 		return nil, err
 	}
-	if err := lockByte(f, headerLockByte, false, true); err != nil {
+	var g Geometry
+	var uuid string
+	var err error
+	switch typ {
+	case TypeCryptvol:
+		g, uuid, err = v1KeyGeometry(f, path, mk)
+	default:
+		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
+	}
+	if err != nil {
 		return nil, err
+	}
+	return newVolumeAt(f, path, typ, uuid, g, mk, readOnly)
+}
+
+// v1KeyGeometry reads the header of a v1 vault and authenticates it with mk:
+// a key handed over by another process opens only the vault it came from.
+func v1KeyGeometry(f *os.File, path string, mk *memguard.LockedBuffer) (Geometry, string, error) {
+	if err := lockByte(f, headerLockByte, false, true); err != nil {
+		return Geometry{}, "", err
 	}
 	l, err := readLayout(f)
 	unlockByte(f, headerLockByte)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return Geometry{}, "", fmt.Errorf("%s: %w", path, err)
 	}
 	h := l.winner.h
 	if ok, err := verifyMAC(h, mk); err != nil {
-		return nil, err
+		return Geometry{}, "", err
 	} else if !ok {
 		other := &l.backup
 		if l.winner == other {
 			other = &l.primary
 		}
 		if ok, _ := verifyMAC(other.h, mk); !ok {
-			return nil, fmt.Errorf("%s: %w", path, damaged("header authentication failed with this key (tampered, damaged, or another vault's key)"))
+			return Geometry{}, "", fmt.Errorf("%s: %w", path, damaged("header authentication failed with this key (tampered, damaged, or another vault's key)"))
 		}
 		h = other.h
 	}
+	return v1Geometry(h), FormatUUID(h.UUID), nil
+}
+
+// newVolumeAt sets up the cipher for geometry g with mk (not consumed).
+func newVolumeAt(f *os.File, path string, typ Type, uuid string, g Geometry, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
+	if g.Cipher != "aes-xts-plain64" || g.KeySize != cipher.KeySize || mk.Size() != g.KeySize {
+		return nil, fmt.Errorf("%s: %w", path, damaged("unsupported cipher %s with a %d-byte key", g.Cipher, g.KeySize))
+	}
+	if g.IVOffset != 0 {
+		return nil, fmt.Errorf("%s: %w", path, damaged("an IV offset is not supported"))
+	}
 	keys := memguard.NewBuffer(cipher.StateSize)
-	x, err := cipher.New(mk.Bytes(), keys.Bytes(), int(h.SectorSize))
+	x, err := cipher.New(mk.Bytes(), keys.Bytes(), g.SectorSize)
 	if err != nil {
 		keys.Destroy()
 		return nil, err
 	}
 	v := &Volume{
-		path: path, f: f, readOnly: readOnly, uuid: h.UUID,
-		dataOff: int64(h.DataOffset), size: int64(h.DataSize), ss: int(h.SectorSize),
+		path: path, f: f, readOnly: readOnly, typ: typ, uuid: uuid, geom: g,
+		dataOff: g.Offset, size: g.Size, ss: g.SectorSize,
 		keys: keys, xts: x,
 	}
 	v.bufs.New = func() any { b := make([]byte, chunkSize); return &b }
@@ -165,8 +206,14 @@ func (v *Volume) SectorSize() int { return v.ss }
 // ReadOnly reports whether the volume was opened read-only.
 func (v *Volume) ReadOnly() bool { return v.readOnly }
 
-// UUID returns the vault's uuid.
-func (v *Volume) UUID() [16]byte { return v.uuid }
+// UUID returns the vault's uuid in its usual text form.
+func (v *Volume) UUID() string { return v.uuid }
+
+// Type returns the vault's format.
+func (v *Volume) Type() Type { return v.typ }
+
+// Geometry returns where the data is and how it is encrypted.
+func (v *Volume) Geometry() Geometry { return v.geom }
 
 // CipherImplementation names the XTS code path in use.
 func (v *Volume) CipherImplementation() string { return v.xts.Implementation() }

@@ -63,7 +63,7 @@ func TestOnDiskIsXTS(t *testing.T) {
 		writeFull(t, vol, plain, 0)
 		vol.Sync()
 		v := mustUnlock(t, path, "pw")
-		ref, err := xts.NewCipher(aes.NewCipher, v.mk.Bytes())
+		ref, err := xts.NewCipher(aes.NewCipher, v1of(v).mk.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,15 +118,15 @@ func TestBoundaries(t *testing.T) {
 func TestReadOnlyAndLocking(t *testing.T) {
 	path := createClosed(t, 8192, "pw")
 	rw := mustOpen(t, path, "pw", nil)
-	if _, err := Open(path, []byte("pw"), nil); !errors.Is(err, ErrInUse) {
+	if _, err := Open(path, Passphrase([]byte("pw")), nil); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second read-write open: %v", err)
 	}
-	if _, err := Open(path, []byte("pw"), &OpenOptions{ReadOnly: true}); !errors.Is(err, ErrInUse) {
+	if _, err := Open(path, Passphrase([]byte("pw")), &OpenOptions{ReadOnly: true}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("read-only open beside a read-write one: %v", err)
 	}
 	// Key management works while the volume is open.
 	v := mustUnlock(t, path, "pw")
-	if _, err := v.AddPassphrase([]byte("second"), tiny, -1); err != nil {
+	if _, err := v.AddPassphrase(Passphrase([]byte("second")), tiny, -1); err != nil {
 		t.Fatal(err)
 	}
 	v.Close()
@@ -200,7 +200,7 @@ func TestSparseAndRandomFill(t *testing.T) {
 	}
 	path2 := path + "2"
 	var last int64
-	vol2, err := Create(t.Context(), path2, []byte("pw"), &CreateOptions{Size: 3 << 20, KDF: tiny, Fill: FillRandom,
+	vol2, err := Create(t.Context(), path2, Passphrase([]byte("pw")), &CreateOptions{Size: 3 << 20, KDF: tiny, Fill: FillRandom,
 		Progress: func(done, total int64) { last = done }})
 	if err != nil {
 		t.Fatal(err)

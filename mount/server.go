@@ -58,7 +58,7 @@ func startServer(vol *container.Volume, cfg Config, log func(string, ...any)) (*
 	}
 	uuid := vol.UUID()
 	s := &server{cfg: cfg, reg: Registry{Dir: cfg.Registry}, log: log, vol: vol, closed: make(chan struct{}), state: State{
-		ID: cfg.ID, File: cfg.File, FileDev: dev, FileIno: ino, UUID: container.FormatUUID(uuid),
+		ID: cfg.ID, File: cfg.File, FileDev: dev, FileIno: ino, UUID: uuid,
 		Via: cfg.Via, ReadOnly: cfg.ReadOnly, MountPoint: cfg.MountPoint,
 		PID: os.Getpid(), PIDStart: selfStart(), Started: time.Now().UTC().Truncate(time.Second),
 	}}

@@ -76,7 +76,7 @@ func (e *ServerError) Error() string { return e.Msg }
 // session of its own, until Close.
 func Start(reg Registry, v *container.Vault, cfg Config) (State, error) {
 	if cfg.ID == "" {
-		cfg.ID = newID(container.FormatUUID(v.Header().UUID))
+		cfg.ID = newID(v.UUID())
 	}
 	cfg.Registry = reg.Dir
 	if err := reg.Ensure(); err != nil {

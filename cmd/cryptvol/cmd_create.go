@@ -98,7 +98,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if err != nil {
 				return err
 			}
-			defer wipe(pass)
+			defer wipeSecret(pass)
 			progress, finish := u.progress("filling with random data")
 			vol, err := container.Create(c.Context(), path, pass, &container.CreateOptions{
 				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force, Format: format,
@@ -113,7 +113,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			}
 			uuid := vol.UUID()
 			u.printf("created %s: %s usable, aes-xts-plain64, sector size %d, uuid %s\n",
-				path, humanBytes(n), sectorSize, container.FormatUUID(uuid))
+				path, humanBytes(n), sectorSize, uuid)
 			u.printf("keyslot 0: %s\n", params)
 			if filesystem != "none" {
 				owner := ""

@@ -45,7 +45,7 @@ the vault's contents are zero. The vault must not be open read-write.`,
 			}
 			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true,
 				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
-			wipe(secret)
+			wipeSecret(secret)
 			if errors.Is(err, container.ErrInUse) {
 				err = withHint(err, "close it first: cryptvol close "+args[0])
 			}

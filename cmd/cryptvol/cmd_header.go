@@ -92,7 +92,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 			if err != nil {
 				return err
 			}
-			defer wipe(pass)
+			defer wipeSecret(pass)
 			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot)}); err != nil {
 				return err
 			}
@@ -149,7 +149,7 @@ vault does the same on the way; this does only that.`,
 			if err != nil {
 				return err
 			}
-			defer wipe(pass)
+			defer wipeSecret(pass)
 			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Warn: func(m string) { notes = append(notes, m) }})
 			if err != nil {
 				return err

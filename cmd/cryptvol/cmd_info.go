@@ -2,28 +2,31 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/container"
-	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
 )
 
 // infoJSON is the --json form of `cryptvol info`; field names are stable.
 type infoJSON struct {
 	Path          string     `json:"path"`
+	Format        string     `json:"format"`
 	FormatVersion int        `json:"format_version"`
 	UUID          string     `json:"uuid"`
 	Cipher        string     `json:"cipher"`
 	KeyBits       int        `json:"key_bits"`
-	SectorSize    uint32     `json:"sector_size"`
-	DataOffset    uint64     `json:"data_offset"`
-	DataSize      uint64     `json:"data_size"`
+	SectorSize    int        `json:"sector_size"`
+	DataOffset    int64      `json:"data_offset"`
+	DataSize      int64      `json:"data_size"`
 	FileSize      int64      `json:"file_size"`
 	Sequence      uint64     `json:"sequence"`
 	HeaderCopies  []copyJSON `json:"header_copies"`
 	Keyslots      []slotJSON `json:"keyslots"`
+
+	slotCount int // how many keyslots the format has
 }
 
 type copyJSON struct {
@@ -37,10 +40,10 @@ type copyJSON struct {
 type slotJSON struct {
 	Slot       int    `json:"slot"`
 	KDF        string `json:"kdf"`
-	MemoryKiB  uint32 `json:"memory_kib"`
+	MemoryKiB  uint32 `json:"memory_kib,omitempty"`
 	Iterations uint32 `json:"iterations"`
-	Threads    uint32 `json:"threads"`
-	AEAD       string `json:"aead"`
+	Threads    uint32 `json:"threads,omitempty"`
+	AEAD       string `json:"aead"` // how the master key is wrapped
 }
 
 func newInfoCommand(u *ui) *cobra.Command {
@@ -82,12 +85,12 @@ as stored.`,
 }
 
 func toInfoJSON(info *container.Info) infoJSON {
-	h := &info.Header
+	g := info.Geometry
 	j := infoJSON{
-		Path: info.Path, FormatVersion: header.Version, UUID: container.FormatUUID(h.UUID),
-		Cipher: h.CipherName(), KeyBits: header.MasterKeySize * 8, SectorSize: h.SectorSize,
-		DataOffset: h.DataOffset, DataSize: h.DataSize, FileSize: info.FileSize, Sequence: h.Sequence,
-		Keyslots: []slotJSON{},
+		Path: info.Path, Format: string(info.Type), FormatVersion: info.Version, UUID: info.UUID,
+		Cipher: g.Cipher, KeyBits: g.KeySize * 8, SectorSize: g.SectorSize,
+		DataOffset: g.Offset, DataSize: g.Size, FileSize: info.FileSize, Sequence: info.Sequence,
+		Keyslots: []slotJSON{}, slotCount: info.SlotCount,
 	}
 	for _, c := range []struct {
 		name string
@@ -95,18 +98,24 @@ func toInfoJSON(info *container.Info) infoJSON {
 	}{{"primary", info.Primary}, {"backup", info.Backup}} {
 		j.HeaderCopies = append(j.HeaderCopies, copyJSON{Copy: c.name, Offset: c.s.Offset, Sequence: c.s.Sequence, OK: c.s.Problem == "", Problem: c.s.Problem})
 	}
-	for _, i := range h.ActiveSlots() {
-		s := &h.Slots[i]
-		j.Keyslots = append(j.Keyslots, slotJSON{Slot: i, KDF: "argon2id", MemoryKiB: s.Memory, Iterations: s.Iterations, Threads: s.Threads, AEAD: s.AEAD.String()})
+	for _, s := range info.Keyslots {
+		j.Keyslots = append(j.Keyslots, slotJSON{Slot: s.Slot, KDF: s.KDF, MemoryKiB: s.Memory, Iterations: s.Iterations, Threads: s.Threads, AEAD: s.Wrap})
 	}
 	return j
 }
 
+// cipherNames describes the ciphers people know by another name.
+var cipherNames = map[string]string{"aes-xts-plain64/512": "XTS-AES-256"}
+
 func printInfo(u *ui, j infoJSON) {
 	u.printf("vault:        %s\n", j.Path)
-	u.printf("format:       cryptvol version %d\n", j.FormatVersion)
+	u.printf("format:       %s version %d\n", j.Format, j.FormatVersion)
 	u.printf("uuid:         %s\n", j.UUID)
-	u.printf("cipher:       %s (XTS-AES-256, %d-bit key)\n", j.Cipher, j.KeyBits)
+	if name := cipherNames[fmt.Sprintf("%s/%d", j.Cipher, j.KeyBits)]; name != "" {
+		u.printf("cipher:       %s (%s, %d-bit key)\n", j.Cipher, name, j.KeyBits)
+	} else {
+		u.printf("cipher:       %s (%d-bit key)\n", j.Cipher, j.KeyBits)
+	}
 	u.printf("sector size:  %d\n", j.SectorSize)
 	u.printf("data offset:  %d (%s)\n", j.DataOffset, humanBytes(int64(j.DataOffset)))
 	u.printf("data size:    %d (%s)\n", j.DataSize, humanBytes(int64(j.DataSize)))
@@ -119,9 +128,12 @@ func printInfo(u *ui, j infoJSON) {
 		}
 		u.printf("%-13s %s (offset %d)\n", c.Copy+" copy:", state, c.Offset)
 	}
-	u.printf("keyslots:     %d of %d active\n", len(j.Keyslots), header.SlotCount)
+	u.printf("keyslots:     %d of %d active\n", len(j.Keyslots), j.slotCount)
 	for _, s := range j.Keyslots {
-		p := kdf.Params{Memory: s.MemoryKiB, Iterations: s.Iterations, Threads: s.Threads}
-		u.printf("  slot %d:     %s, %s\n", s.Slot, p, s.AEAD)
+		kdfDesc := fmt.Sprintf("%s t=%d", s.KDF, s.Iterations)
+		if s.KDF == "argon2id" {
+			kdfDesc = kdf.Params{Memory: s.MemoryKiB, Iterations: s.Iterations, Threads: s.Threads}.String()
+		}
+		u.printf("  slot %d:     %s, %s\n", s.Slot, kdfDesc, s.AEAD)
 	}
 }

@@ -43,7 +43,7 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 			if err != nil {
 				return err
 			}
-			defer wipe(pass)
+			defer wipeSecret(pass)
 			n, err := v.AddPassphrase(pass, params, slot)
 			if err != nil {
 				return err

@@ -38,7 +38,7 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 			if err != nil {
 				return err
 			}
-			defer wipe(pass)
+			defer wipeSecret(pass)
 			if err := v.ChangePassphrase(v.Slot(), pass, params); err != nil {
 				return err
 			}

@@ -43,12 +43,12 @@ not supported. An open vault is refused: close it first.`,
 			if err != nil {
 				return err
 			}
-			old := int64(info.Header.DataSize)
+			old := info.Geometry.Size
 			if n < old {
 				return withHint(container.ErrShrink, "to make a vault smaller, create a smaller one and copy the files over")
 			}
-			if n%int64(info.Header.SectorSize) != 0 {
-				return &usageError{fmt.Sprintf("--size %s: must be a multiple of the sector size (%d)", size, info.Header.SectorSize)}
+			if n%int64(info.Geometry.SectorSize) != 0 {
+				return &usageError{fmt.Sprintf("--size %s: must be a multiple of the sector size (%d)", size, info.Geometry.SectorSize)}
 			}
 			if open, _ := container.InUse(args[0]); open {
 				return withHint(fmt.Errorf("%s is open: it cannot grow while in use", args[0]), "close it first: cryptvol close "+args[0])

@@ -52,7 +52,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 			}
 			warnings, err := mount.Harden(false)
 			if err != nil {
-				wipe(pass)
+				wipeSecret(pass)
 				return err
 			}
 			for _, w := range warnings {
@@ -60,7 +60,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 			}
 			vol, err := container.Open(args[0], pass, &container.OpenOptions{ReadOnly: readOnly, Slots: slotList(slot),
 				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
-			wipe(pass)
+			wipeSecret(pass)
 			if err != nil {
 				return err
 			}

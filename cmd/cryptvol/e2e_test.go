@@ -249,7 +249,7 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 	pass, err := os.ReadFile(ts.MkAbs(args[1]))
 	ts.Check(err)
 	pass = []byte(strings.TrimSuffix(string(pass), "\n"))
-	v, err := container.Unlock(ts.MkAbs(args[0]), pass, &container.UnlockOptions{ReadOnly: true})
+	v, err := container.Unlock(ts.MkAbs(args[0]), container.Passphrase(pass), &container.UnlockOptions{ReadOnly: true})
 	ts.Check(err)
 	var mk bytes.Buffer
 	ts.Check(v.WriteKey(&mk))

@@ -69,7 +69,7 @@ func TestKillAtEveryStep(t *testing.T) {
 
 	// The base: slot 0 opens with "a"; 1 MiB of random data.
 	base := filepath.Join(dir, "base.cv")
-	vol, err := container.Create(context.Background(), base, pass("a"), &container.CreateOptions{Size: 1 << 20, KDF: killKDF})
+	vol, err := container.Create(context.Background(), base, container.Passphrase(pass("a")), &container.CreateOptions{Size: 1 << 20, KDF: killKDF})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestKillAtEveryStep(t *testing.T) {
 	}
 
 	withVault := func(t *testing.T, path string, f func(v *container.Vault) error) {
-		v, err := container.Unlock(path, pass("a"), nil)
+		v, err := container.Unlock(path, container.Passphrase(pass("a")), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,12 +108,15 @@ func TestKillAtEveryStep(t *testing.T) {
 			return append([]string{"key", "add", p, "--passphrase-file", filepath.Join(dir, "a"), "--new-passphrase-file", filepath.Join(dir, "b")}, kdfFlags...)
 		}, [][]string{{"a"}, {"a", "b"}}},
 		{"key-remove", func(t *testing.T, path string) {
-			withVault(t, path, func(v *container.Vault) error { _, err := v.AddPassphrase(pass("b"), killKDF, 1); return err })
+			withVault(t, path, func(v *container.Vault) error {
+				_, err := v.AddPassphrase(container.Passphrase(pass("b")), killKDF, 1)
+				return err
+			})
 		}, func(p string) []string {
 			return []string{"key", "remove", p, "--slot", "1", "--passphrase-file", filepath.Join(dir, "a")}
 		}, [][]string{{"a", "b"}, {"a"}}},
 		{"header-restore", func(t *testing.T, path string) {
-			withVault(t, path, func(v *container.Vault) error { return v.ChangePassphrase(0, pass("b"), killKDF) })
+			withVault(t, path, func(v *container.Vault) error { return v.ChangePassphrase(0, container.Passphrase(pass("b")), killKDF) })
 		}, func(p string) []string {
 			return []string{"header", "restore", p, hdr, "--yes", "--passphrase-file", filepath.Join(dir, "a")}
 		}, [][]string{{"b"}, {"a"}}},
@@ -353,7 +356,7 @@ func checkVault(t *testing.T, path string, want []string, pass func(string) []by
 	t.Helper()
 	var working []string
 	for _, p := range []string{"a", "b"} {
-		v, err := container.Unlock(path, pass(p), &container.UnlockOptions{ReadOnly: true})
+		v, err := container.Unlock(path, container.Passphrase(pass(p)), &container.UnlockOptions{ReadOnly: true})
 		if errors.Is(err, container.ErrWrongPassphrase) {
 			continue
 		}
@@ -369,7 +372,7 @@ func checkVault(t *testing.T, path string, want []string, pass func(string) []by
 	if len(working) == 0 {
 		t.Fatal("no passphrase opens the vault")
 	}
-	vol, err := container.Open(path, pass(working[0]), &container.OpenOptions{ReadOnly: true})
+	vol, err := container.Open(path, container.Passphrase(pass(working[0])), &container.OpenOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +391,7 @@ func checkVault(t *testing.T, path string, want []string, pass func(string) []by
 // and checks that both copies are then intact.
 func repairAndCheck(t *testing.T, path, p string, pass func(string) []byte) {
 	t.Helper()
-	v, err := container.Unlock(path, pass(p), nil)
+	v, err := container.Unlock(path, container.Passphrase(pass(p)), nil)
 	if err != nil {
 		t.Fatalf("read-write unlock: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/kdf"
 )
 
@@ -48,30 +49,28 @@ func (p *secretFlags) check() error {
 }
 
 // secret reads what unlocks path: the passphrase (empty allowed: a slot may be
-// keyfile-only) combined with the keyfiles. The caller wipes it.
-func (u *ui) secret(p *secretFlags, what string) ([]byte, error) {
+// keyfile-only) and the keyfiles, checked before the prompt. The caller wipes
+// it (wipeSecret).
+func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
 	prompt := "Enter passphrase for " + what + ": "
 	if len(p.keyfiles) > 0 {
 		prompt = "Enter passphrase for " + what + " (empty if none): "
 	}
-	digests, err := keyfileDigests(p.keyfiles)
-	if err != nil {
-		return nil, err
+	if err := checkKeyfiles(p.keyfiles); err != nil {
+		return container.Secret{}, err
 	}
 	pass, err := u.readPassphrase(p.file, prompt)
 	if err != nil {
-		return nil, err
+		return container.Secret{}, err
 	}
-	defer wipe(pass)
-	return kdf.Secret(pass, digests)
+	return container.Secret{Passphrase: pass, Keyfiles: p.keyfiles}, nil
 }
 
 // newSecret reads a new secret: a passphrase (from file, or typed twice after
 // prompt) and keyfiles. An empty passphrase is allowed only with keyfiles.
-func (u *ui) newSecret(file string, keyfiles []string, prompt string) ([]byte, error) {
-	digests, err := keyfileDigests(keyfiles)
-	if err != nil {
-		return nil, err
+func (u *ui) newSecret(file string, keyfiles []string, prompt string) (container.Secret, error) {
+	if err := checkKeyfiles(keyfiles); err != nil {
+		return container.Secret{}, err
 	}
 	if len(keyfiles) > 0 {
 		prompt += " (empty for the keyfiles alone)"
@@ -79,39 +78,24 @@ func (u *ui) newSecret(file string, keyfiles []string, prompt string) ([]byte, e
 	prompt += ": "
 	pass, err := u.readNewPassphrase(file, prompt, len(keyfiles) > 0)
 	if err != nil {
-		return nil, err
+		return container.Secret{}, err
 	}
-	defer wipe(pass)
-	return kdf.Secret(pass, digests)
+	return container.Secret{Passphrase: pass, Keyfiles: keyfiles}, nil
 }
 
-// keyfileDigests hashes each keyfile (docs/FORMAT.md §4.1).
-func keyfileDigests(paths []string) ([][32]byte, error) {
+// checkKeyfiles reports an unusable keyfile before anything is asked.
+func checkKeyfiles(paths []string) error {
 	if len(paths) > kdf.MaxKeyfiles {
-		return nil, &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(paths), kdf.MaxKeyfiles)}
+		return &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(paths), kdf.MaxKeyfiles)}
 	}
-	var ds [][32]byte
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			return nil, withHint(fmt.Errorf("keyfile: %w", err), "check the path; the keyfile must be the very same file as when the keyslot was made")
-		}
-		st, err := f.Stat()
-		if err == nil && st.IsDir() {
-			err = errors.New("is a directory")
-		}
-		var d [32]byte
-		if err == nil {
-			d, err = kdf.KeyfileDigest(f)
-		}
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("keyfile %s: %w", p, err)
-		}
-		ds = append(ds, d)
+	if err := container.CheckKeyfiles(paths); err != nil {
+		return withHint(err, "check the path; the keyfile must be the very same file as when the keyslot was made")
 	}
-	return ds, nil
+	return nil
 }
+
+// wipeSecret overwrites the passphrase of s once it is no longer needed.
+func wipeSecret(s container.Secret) { wipe(s.Passphrase) }
 
 // wipe overwrites a passphrase once it is no longer needed.
 func wipe(b []byte) { memguard.WipeBytes(b) }

@@ -18,7 +18,7 @@ func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) 
 	if err != nil {
 		return nil, err
 	}
-	defer wipe(pass)
+	defer wipeSecret(pass)
 	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) }}
 	v, err := container.Unlock(path, pass, opts)
 	if readOnlyOK && errors.Is(err, os.ErrPermission) {

@@ -374,7 +374,7 @@ func (m *mutator) random() error {
 
 // masterKey unlocks the base vault (read-only) and returns its master key.
 func (m *mutator) masterKey() ([]byte, error) {
-	v, err := container.Unlock(m.base.Path, m.base.Passphrase, &container.UnlockOptions{ReadOnly: true})
+	v, err := container.Unlock(m.base.Path, container.Passphrase(m.base.Passphrase), &container.UnlockOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}

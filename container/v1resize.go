@@ -16,13 +16,13 @@ import (
 // cut off the end of the filesystem inside.
 var ErrShrink = errors.New("shrinking a vault is not supported: it would cut off the end of its filesystem")
 
-// Grow enlarges the vault's data area to newSize plaintext bytes, by the
+// grow enlarges the vault's data area to newSize plaintext bytes, by the
 // procedure of docs/FORMAT.md §9 "Growing": the file is extended, the new space
 // (and the old backup header, now inside it) is overwritten, and then the new
 // header is written at the new end before the primary copy, so that a crash
 // leaves either the old size or the new one. The vault must not be open.
 // progress, if set, follows the random fill of the new space.
-func (v *Vault) Grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error {
+func (v *v1Vault) grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error {
 	if !v.writable {
 		return errReadOnlyVault
 	}
@@ -80,7 +80,7 @@ func (v *Vault) Grow(ctx context.Context, newSize int64, fill Fill, progress fun
 
 // overwrite writes the XTS encryption of random data over the plaintext range
 // [start, end) (whole sectors) of the data area.
-func (v *Vault) overwrite(ctx context.Context, start, end int64, progress func(done, total int64)) error {
+func (v *v1Vault) overwrite(ctx context.Context, start, end int64, progress func(done, total int64)) error {
 	keys := memguard.NewBuffer(cipher.StateSize)
 	defer keys.Destroy()
 	x, err := cipher.New(v.mk.Bytes(), keys.Bytes(), int(v.h.SectorSize))

@@ -25,16 +25,21 @@ func BackupHeader(path string) ([]byte, error) {
 // of the backup, whose MAC must verify; its uuid must match the vault's (when the
 // vault still has a valid header) and its layout must match the file's size.
 // The vault must not be open. opts.Slots restricts the slots tried.
-func RestoreHeader(path string, backup, passphrase []byte, opts *UnlockOptions) error {
-	return restoreHeader(path, backup, passphrase, opts, nil)
+func RestoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions) error {
+	return restoreHeader(path, backup, s, opts, nil)
 }
 
 // restoreHeader is RestoreHeader; wrap, if set, interposes on the header writes
 // (tests inject faults with it).
-func restoreHeader(path string, backup, passphrase []byte, opts *UnlockOptions, wrap func(fileOps) fileOps) error {
+func restoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions, wrap func(fileOps) fileOps) error {
 	if opts == nil {
 		opts = &UnlockOptions{}
 	}
+	passphrase, err := v1Secret(s)
+	if err != nil {
+		return err
+	}
+	defer clear(passphrase)
 	hb, err := validate(backup)
 	if err != nil {
 		return &damagedError{fmt.Errorf("the header backup is not a valid cryptvol header: %w", err)}
@@ -72,7 +77,7 @@ func restoreHeader(path string, backup, passphrase []byte, opts *UnlockOptions, 
 	if err != nil {
 		return err
 	}
-	v := &Vault{path: path, f: f, writable: true, ops: f, l: cur, h: hb, mk: mk, slot: slot, warn: func(string) {}}
+	v := &v1Vault{path: path, f: f, writable: true, ops: f, l: cur, h: hb, mk: mk, slot: slot, warn: func(string) {}}
 	defer mk.Destroy()
 	if wrap != nil {
 		v.ops = wrap(f)

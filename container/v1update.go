@@ -26,7 +26,7 @@ const defaultAEAD = header.XChaCha20Poly1305
 // lockForUpdate takes the header lock exclusively and re-reads both copies; it
 // fails with ErrHeaderChanged if either differs from what this Vault read when
 // it unlocked. The caller calls the returned function to release the lock.
-func (v *Vault) lockForUpdate() (func(), error) {
+func (v *v1Vault) lockForUpdate() (func(), error) {
 	if err := lockByte(v.f, headerLockByte, true, true); err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (v *Vault) lockForUpdate() (func(), error) {
 
 // repair writes the winning copy over a damaged, missing or older one
 // (docs/FORMAT.md §9). A read-only vault only reports.
-func (v *Vault) repair() error {
+func (v *v1Vault) repair() error {
 	if !v.l.stale(&v.l.primary) && !v.l.stale(&v.l.backup) {
 		return nil
 	}
@@ -91,7 +91,7 @@ func (v *Vault) repair() error {
 	return nil
 }
 
-func (v *Vault) writeCopy(raw []byte, off int64) error {
+func (v *v1Vault) writeCopy(raw []byte, off int64) error {
 	if _, err := v.ops.WriteAt(raw, off); err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (v *Vault) writeCopy(raw []byte, off int64) error {
 // the MAC, written first over the copy that is not the sole current one, synced,
 // then over the other, synced. At every moment one complete valid copy of the
 // old or the new header is on disk.
-func (v *Vault) commit(h *header.Header) error {
+func (v *v1Vault) commit(h *header.Header) error {
 	if !v.writable {
 		return errReadOnlyVault
 	}
@@ -115,7 +115,7 @@ func (v *Vault) commit(h *header.Header) error {
 }
 
 // commitLocked is commit for a caller that holds the header lock.
-func (v *Vault) commitLocked(h *header.Header) error {
+func (v *v1Vault) commitLocked(h *header.Header) error {
 	mac := memguard.NewBuffer(header.MACKeySize)
 	if err := header.MACKey(mac.Bytes(), v.mk.Bytes(), h.UUID); err != nil {
 		mac.Destroy()
@@ -145,17 +145,22 @@ func (v *Vault) commitLocked(h *header.Header) error {
 }
 
 // next returns a copy of the current header with the sequence number advanced.
-func (v *Vault) next() *header.Header {
+func (v *v1Vault) next() *header.Header {
 	h := *v.h
 	h.Sequence++
 	return &h
 }
 
-// newSlot wraps the master key under passphrase with parameters p.
-func (v *Vault) newSlot(passphrase []byte, p kdf.Params) (header.Slot, error) {
+// newSlot wraps the master key under the secret ns with parameters p.
+func (v *v1Vault) newSlot(ns Secret, p kdf.Params) (header.Slot, error) {
 	if err := p.Validate(); err != nil {
 		return header.Slot{}, err
 	}
+	passphrase, err := v1Secret(ns)
+	if err != nil {
+		return header.Slot{}, err
+	}
+	defer clear(passphrase)
 	s, err := header.NewSlot(p.Memory, p.Iterations, p.Threads, defaultAEAD)
 	if err != nil {
 		return header.Slot{}, err
@@ -168,7 +173,7 @@ func (v *Vault) newSlot(passphrase []byte, p kdf.Params) (header.Slot, error) {
 	return s, s.Wrap(kek.Bytes(), v.mk.Bytes(), v.h.UUID)
 }
 
-func (v *Vault) checkSlot(slot int, wantActive bool) error {
+func (v *v1Vault) checkSlot(slot int, wantActive bool) error {
 	if slot < 0 || slot >= header.SlotCount {
 		return &SlotError{slot, fmt.Sprintf("does not exist (slots are 0-%d)", header.SlotCount-1)}
 	}
@@ -181,9 +186,9 @@ func (v *Vault) checkSlot(slot int, wantActive bool) error {
 	return nil
 }
 
-// AddPassphrase wraps the master key under a new passphrase in slot (or in the
-// lowest free slot if slot < 0) and returns the slot used.
-func (v *Vault) AddPassphrase(passphrase []byte, p kdf.Params, slot int) (int, error) {
+// addKey wraps the master key under a new secret in slot (or in the lowest
+// free slot if slot < 0) and returns the slot used.
+func (v *v1Vault) addKey(ns Secret, p kdf.Params, slot int) (int, error) {
 	if slot < 0 {
 		if slot = v.h.FreeSlot(); slot < 0 {
 			return -1, ErrNoFreeSlot
@@ -192,7 +197,7 @@ func (v *Vault) AddPassphrase(passphrase []byte, p kdf.Params, slot int) (int, e
 	if err := v.checkSlot(slot, false); err != nil {
 		return -1, err
 	}
-	s, err := v.newSlot(passphrase, p)
+	s, err := v.newSlot(ns, p)
 	if err != nil {
 		return -1, err
 	}
@@ -201,15 +206,15 @@ func (v *Vault) AddPassphrase(passphrase []byte, p kdf.Params, slot int) (int, e
 	return slot, v.commit(h)
 }
 
-// ChangePassphrase replaces the passphrase of an active slot, keeping its number.
-// The new passphrase goes into a free slot first (both work after that step), and
-// then moves into slot, clearing the free one (§9). With no free slot the
+// changeKey replaces the secret of an active slot, keeping its number. The
+// new one goes into a free slot first (both work after that step), and then
+// moves into slot, clearing the free one (§9). With no free slot the
 // replacement is one update, still atomic through the two header copies.
-func (v *Vault) ChangePassphrase(slot int, passphrase []byte, p kdf.Params) error {
+func (v *v1Vault) changeKey(slot int, ns Secret, p kdf.Params) error {
 	if err := v.checkSlot(slot, true); err != nil {
 		return err
 	}
-	s, err := v.newSlot(passphrase, p)
+	s, err := v.newSlot(ns, p)
 	if err != nil {
 		return err
 	}
@@ -228,9 +233,9 @@ func (v *Vault) ChangePassphrase(slot int, passphrase []byte, p kdf.Params) erro
 	return v.commit(h)
 }
 
-// RemoveSlot clears an active slot in both header copies. Removing the last
+// removeKey clears an active slot in both header copies. Removing the last
 // active slot is refused.
-func (v *Vault) RemoveSlot(slot int) error {
+func (v *v1Vault) removeKey(slot int) error {
 	if err := v.checkSlot(slot, true); err != nil {
 		return err
 	}

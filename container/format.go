@@ -1,0 +1,175 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/awnumar/memguard"
+
+	"github.com/cryptvol/cryptvol/header"
+	"github.com/cryptvol/cryptvol/kdf"
+)
+
+// Formats. Each container format is one package that reads and writes its
+// header, bytes in and bytes out (package header for cryptvol's own format),
+// adapted here behind one small interface (keyslots): unlocking with a
+// Secret gives a master key, the data Geometry and, where the format allows
+// it, key management. Everything above this package (the servers, the CLI)
+// sees a Vault or a Volume and never branches on the format.
+
+// Type names a container format.
+type Type string
+
+const (
+	// TypeCryptvol is cryptvol's own format, version 1 (docs/FORMAT.md).
+	TypeCryptvol Type = "cryptvol"
+)
+
+// Geometry is where a container's encrypted data lies and how it is
+// encrypted: everything a Volume needs besides the key.
+type Geometry struct {
+	// Offset is the byte offset of the data area in the file.
+	Offset int64 `json:"offset"`
+	// Size is the plaintext size in bytes, a multiple of SectorSize.
+	Size int64 `json:"size"`
+	// SectorSize is the encryption unit: 512 or 4096.
+	SectorSize int `json:"sector_size"`
+	// IVOffset is added to a sector's index (counted in SectorSize units
+	// from the start of the data area) to make its IV or tweak.
+	IVOffset uint64 `json:"iv_offset"`
+	// Cipher is the sector cipher, as dm-crypt names it ("aes-xts-plain64").
+	Cipher string `json:"cipher"`
+	// KeySize is the master key's length in bytes.
+	KeySize int `json:"key_size"`
+}
+
+// Secret is what unlocks a vault: a passphrase, keyfiles, or both. Each
+// format combines them its own way (cryptvol v1: docs/FORMAT.md §4.1, the
+// keyfiles' SHA-256 digests appended to the passphrase). The caller owns
+// Passphrase and wipes it; nothing here keeps it.
+type Secret struct {
+	Passphrase []byte
+	// Keyfiles are paths; their contents are read when the secret is used.
+	Keyfiles []string
+}
+
+// Passphrase is a Secret made of a passphrase alone.
+func Passphrase(p []byte) Secret { return Secret{Passphrase: p} }
+
+// KeyfileError is a keyfile that cannot be used: missing, unreadable, not a
+// file. It is not a wrong secret (exit 3): the user can fix it.
+type KeyfileError struct {
+	Path string
+	Err  error
+}
+
+func (e *KeyfileError) Error() string {
+	var pe *os.PathError
+	if errors.As(e.Err, &pe) {
+		return "keyfile: " + e.Err.Error()
+	}
+	return "keyfile " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *KeyfileError) Unwrap() error { return e.Err }
+
+// CheckKeyfiles reports a keyfile that cannot be read (missing, a directory)
+// before anything slow happens, such as a passphrase prompt.
+func CheckKeyfiles(paths []string) error {
+	if len(paths) > kdf.MaxKeyfiles {
+		return fmt.Errorf("%d keyfiles: at most %d are allowed", len(paths), kdf.MaxKeyfiles)
+	}
+	for _, p := range paths {
+		f, err := openKeyfile(p)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// openKeyfile opens a keyfile for reading: a file, not a directory.
+func openKeyfile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &KeyfileError{path, err}
+	}
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		err = errors.New("is a directory")
+	}
+	if err != nil {
+		f.Close()
+		return nil, &KeyfileError{path, err}
+	}
+	return f, nil
+}
+
+// v1Secret is the Argon2id input of a cryptvol v1 keyslot for s (§4.1). The
+// caller wipes it.
+func v1Secret(s Secret) ([]byte, error) {
+	if len(s.Keyfiles) > kdf.MaxKeyfiles {
+		return nil, fmt.Errorf("%d keyfiles: at most %d are allowed", len(s.Keyfiles), kdf.MaxKeyfiles)
+	}
+	digests := make([][32]byte, 0, len(s.Keyfiles))
+	for _, p := range s.Keyfiles {
+		f, err := openKeyfile(p)
+		if err != nil {
+			return nil, err
+		}
+		d, err := kdf.KeyfileDigest(f)
+		f.Close()
+		if err != nil {
+			return nil, &KeyfileError{p, err}
+		}
+		digests = append(digests, d)
+	}
+	defer clear(digests)
+	return kdf.Secret(s.Passphrase, digests)
+}
+
+// keyslots is an unlocked container header of one format: what a Vault
+// holds. Formats whose key management is not supported return
+// errors.ErrUnsupported from those methods.
+type keyslots interface {
+	// masterKey is the master key, owned by the keyslots (close wipes it).
+	masterKey() *memguard.LockedBuffer
+	geometry() Geometry
+	uuid() string
+	// keyslot is the keyslot that opened it.
+	keyslot() int
+	addKey(s Secret, p kdf.Params, slot int) (int, error)
+	changeKey(slot int, s Secret, p kdf.Params) error
+	removeKey(slot int) error
+	grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error
+	close() error
+}
+
+// detect says which format the file at path is in, from the magic of its
+// header.
+func detect(f io.ReaderAt) (Type, error) {
+	var magic [8]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	switch {
+	case string(magic[:]) == header.Magic:
+		return TypeCryptvol, nil
+	}
+	// No magic at the start: a v1 vault whose primary copy is damaged is
+	// still recognised by its backup copy at the end.
+	return TypeCryptvol, nil
+}
+
+// v1Geometry is the geometry a cryptvol v1 header describes (§6): the tweak
+// of a sector is its index in the data area.
+func v1Geometry(h *header.Header) Geometry {
+	return Geometry{
+		Offset: int64(h.DataOffset), Size: int64(h.DataSize), SectorSize: int(h.SectorSize),
+		Cipher: h.CipherName(), KeySize: header.MasterKeySize,
+	}
+}
