@@ -37,15 +37,19 @@ func main() {
 		fmt.Fprintf(&b, "\t{%s},\n", join(s[:]))
 	}
 	b.WriteString("}\n\n")
-	for i, s := range sboxes {
-		emit(&b, fmt.Sprintf("s%d", i), s)
-	}
-	for i, s := range sboxes {
-		var inv [16]int
-		for x, y := range s {
-			inv[y] = x
+	// Each S-box twice: on uint32 for one block, on uint64 for two blocks
+	// side by side (one in each half of every word).
+	for _, w := range []struct{ suffix, typ string }{{"", "uint32"}, {"x2", "uint64"}} {
+		for i, s := range sboxes {
+			emit(&b, fmt.Sprintf("s%d%s", i, w.suffix), w.typ, s)
 		}
-		emit(&b, fmt.Sprintf("is%d", i), inv)
+		for i, s := range sboxes {
+			var inv [16]int
+			for x, y := range s {
+				inv[y] = x
+			}
+			emit(&b, fmt.Sprintf("is%d%s", i, w.suffix), w.typ, inv)
+		}
 	}
 	src, err := format.Source(b.Bytes())
 	if err != nil {
@@ -98,7 +102,7 @@ func term(m int) string {
 	return "t" + s
 }
 
-func emit(b *bytes.Buffer, name string, s [16]int) {
+func emit(b *bytes.Buffer, name, typ string, s [16]int) {
 	var coef [4][16]int
 	need := map[int]bool{}
 	for j := range 4 {
@@ -111,7 +115,7 @@ func emit(b *bytes.Buffer, name string, s [16]int) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "func %s(x0, x1, x2, x3 uint32) (y0, y1, y2, y3 uint32) {\n", name)
+	fmt.Fprintf(b, "func %s(x0, x1, x2, x3 %s) (y0, y1, y2, y3 %s) {\n", name, typ, typ)
 	for m := 1; m < 16; m++ {
 		if need[m] {
 			h := highBit(m)

@@ -287,3 +287,277 @@ func is7(x0, x1, x2, x3 uint32) (y0, y1, y2, y3 uint32) {
 	y3 = t01 ^ x2 ^ t012 ^ t03 ^ t13 ^ t013
 	return
 }
+
+func s0x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ t01 ^ x2 ^ t02 ^ t12 ^ t012 ^ x3 ^ t023 ^ t123)
+	y1 = ^(x0 ^ t02 ^ t12 ^ t012 ^ t13 ^ t023 ^ t123)
+	y2 = x1 ^ t01 ^ t02 ^ t012 ^ x3 ^ t13 ^ t123
+	y3 = x0 ^ x1 ^ x2 ^ x3 ^ t03
+	return
+}
+
+func s1x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ x1 ^ t12 ^ t03 ^ t23 ^ t023 ^ t123)
+	y1 = ^(x0 ^ t01 ^ x2 ^ t02 ^ x3 ^ t13 ^ t013 ^ t023 ^ t123)
+	y2 = ^(x1 ^ t01 ^ x2 ^ x3)
+	y3 = ^(x1 ^ t02 ^ x3 ^ t03 ^ t013 ^ t023 ^ t123)
+	return
+}
+
+func s2x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	y0 = x1 ^ x2 ^ t02 ^ x3
+	y1 = x0 ^ x1 ^ x2 ^ t12 ^ t012 ^ t03 ^ t013 ^ t23 ^ t023
+	y2 = x0 ^ x1 ^ t12 ^ x3 ^ t13 ^ t013 ^ t23 ^ t023
+	y3 = ^(x0 ^ x1 ^ x2 ^ t012 ^ t13)
+	return
+}
+
+func s3x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = x0 ^ x1 ^ t12 ^ x3 ^ t03 ^ t23 ^ t023 ^ t123
+	y1 = x0 ^ x1 ^ t02 ^ t03 ^ t013 ^ t23 ^ t023
+	y2 = x0 ^ t01 ^ x2 ^ t012 ^ x3 ^ t13 ^ t013
+	y3 = x0 ^ x1 ^ t01 ^ x2 ^ t02 ^ t012 ^ x3 ^ t23 ^ t023
+	return
+}
+
+func s4x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x1 ^ t01 ^ x2 ^ x3 ^ t03 ^ t13)
+	y1 = x0 ^ t02 ^ t12 ^ x3 ^ t13 ^ t23 ^ t023 ^ t123
+	y2 = x0 ^ t01 ^ x2 ^ t12 ^ t012 ^ t13 ^ t013 ^ t23 ^ t123
+	y3 = x0 ^ x1 ^ x2 ^ t12 ^ t03 ^ t13 ^ t013
+	return
+}
+
+func s5x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x1 ^ t01 ^ x2 ^ x3 ^ t03 ^ t13)
+	y1 = ^(x0 ^ t01 ^ x2 ^ x3 ^ t13 ^ t013 ^ t23)
+	y2 = ^(x1 ^ t02 ^ x3 ^ t013 ^ t23 ^ t023 ^ t123)
+	y3 = ^(x0 ^ x1 ^ x2 ^ t012 ^ x3 ^ t03 ^ t023)
+	return
+}
+
+func s6x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ x1 ^ x2 ^ t02 ^ t12 ^ t012 ^ x3 ^ t013 ^ t123)
+	y1 = ^(x1 ^ x2 ^ t03)
+	y2 = ^(x0 ^ t01 ^ x2 ^ t12 ^ t012 ^ t13 ^ t013 ^ t23 ^ t123)
+	y3 = x1 ^ t01 ^ x2 ^ t02 ^ t012 ^ x3 ^ t23 ^ t123
+	return
+}
+
+func s7x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(t01 ^ x2 ^ t03 ^ t13 ^ t23 ^ t023 ^ t123)
+	y1 = x1 ^ t01 ^ x2 ^ t02 ^ t12 ^ x3 ^ t03 ^ t013 ^ t023
+	y2 = x0 ^ x1 ^ x2 ^ t012 ^ x3 ^ t03 ^ t13 ^ t013 ^ t123
+	y3 = x0 ^ x1 ^ x2 ^ t02 ^ t012 ^ t03
+	return
+}
+
+func is0x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(t01 ^ x2 ^ t12 ^ t03 ^ t13 ^ t013 ^ t23 ^ t023 ^ t123)
+	y1 = x0 ^ x1 ^ x2 ^ t02 ^ t13 ^ t023 ^ t123
+	y2 = ^(x0 ^ x1 ^ t01 ^ x2 ^ x3)
+	y3 = ^(x0 ^ t12 ^ x3 ^ t013 ^ t23 ^ t023 ^ t123)
+	return
+}
+
+func is1x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ x1 ^ t01 ^ t012 ^ t13 ^ t023 ^ t123)
+	y1 = x1 ^ x2 ^ t012 ^ x3 ^ t03 ^ t13 ^ t023 ^ t123
+	y2 = ^(x0 ^ x1 ^ t02 ^ t12 ^ t012 ^ x3 ^ t023)
+	y3 = x0 ^ x2 ^ x3 ^ t13
+	return
+}
+
+func is2x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	y0 = x0 ^ x1 ^ x2 ^ t12 ^ t13
+	y1 = x1 ^ t01 ^ x2 ^ t03 ^ t013 ^ t23 ^ t023
+	y2 = ^(x0 ^ t01 ^ x2 ^ x3 ^ t03 ^ t13 ^ t013 ^ t023)
+	y3 = ^(t01 ^ t12 ^ t012 ^ x3 ^ t023)
+	return
+}
+
+func is3x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = x0 ^ x2 ^ t12 ^ x3 ^ t03 ^ t13 ^ t123
+	y1 = x1 ^ x2 ^ t12 ^ t012 ^ x3 ^ t03 ^ t023 ^ t123
+	y2 = t01 ^ t02 ^ t12 ^ t03 ^ t13 ^ t013 ^ t23 ^ t023
+	y3 = x0 ^ x1 ^ x2 ^ t02 ^ t012 ^ t03 ^ t013 ^ t23
+	return
+}
+
+func is4x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	y0 = ^(x0 ^ x1 ^ x2 ^ x3 ^ t03 ^ t013 ^ t23 ^ t023)
+	y1 = t01 ^ x2 ^ t02 ^ x3 ^ t03 ^ t023
+	y2 = ^(x0 ^ x1 ^ t01 ^ x2 ^ t02 ^ t012 ^ x3 ^ t13 ^ t013)
+	y3 = x1 ^ t01 ^ x2 ^ t03 ^ t013 ^ t23
+	return
+}
+
+func is5x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t023 := t02 & x3
+	y0 = x0 ^ t12 ^ x3 ^ t013
+	y1 = x0 ^ x1 ^ t02 ^ t12 ^ t012 ^ x3 ^ t03 ^ t013
+	y2 = x0 ^ t01 ^ x2 ^ t13 ^ t013 ^ t023
+	y3 = ^(x1 ^ t01 ^ x2 ^ t012 ^ t03)
+	return
+}
+
+func is6x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ t01 ^ t02 ^ t12 ^ t012 ^ x3 ^ t013 ^ t123)
+	y1 = ^(x1 ^ x2 ^ t02 ^ x3)
+	y2 = ^(x0 ^ x1 ^ t12 ^ t13 ^ t013 ^ t23 ^ t123)
+	y3 = ^(x1 ^ t01 ^ x2 ^ t12 ^ t012 ^ x3 ^ t03 ^ t013 ^ t23 ^ t123)
+	return
+}
+
+func is7x2(x0, x1, x2, x3 uint64) (y0, y1, y2, y3 uint64) {
+	t01 := x0 & x1
+	t02 := x0 & x2
+	t12 := x1 & x2
+	t012 := t01 & x2
+	t03 := x0 & x3
+	t13 := x1 & x3
+	t013 := t01 & x3
+	t23 := x2 & x3
+	t023 := t02 & x3
+	t123 := t12 & x3
+	y0 = ^(x0 ^ x1 ^ t12 ^ t13 ^ t013 ^ t23 ^ t123)
+	y1 = ^(x0 ^ x2 ^ t12 ^ x3 ^ t03 ^ t13 ^ t023 ^ t123)
+	y2 = x1 ^ t02 ^ x3 ^ t013 ^ t23 ^ t023
+	y3 = t01 ^ x2 ^ t012 ^ t03 ^ t13 ^ t013
+	return
+}

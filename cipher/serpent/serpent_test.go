@@ -129,3 +129,40 @@ func BenchmarkDecrypt(b *testing.B) {
 		c.Decrypt(buf, buf)
 	}
 }
+
+// TestBlocksMatchSingle checks the two-block path against the one-block path
+// for odd and even block counts, in place and out of place.
+func TestBlocksMatchSingle(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	c, err := New(key, make([]byte, StateSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 9 {
+		src := make([]byte, 16*n)
+		rand.Read(src)
+		want := make([]byte, len(src))
+		for i := 0; i < len(src); i += 16 {
+			c.Encrypt(want[i:], src[i:i+16])
+		}
+		got := make([]byte, len(src))
+		c.EncryptBlocks(got, src)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d blocks: EncryptBlocks differs from Encrypt", n)
+		}
+		c.DecryptBlocks(got, got)
+		if !bytes.Equal(got, src) {
+			t.Fatalf("%d blocks: DecryptBlocks does not restore the plaintext", n)
+		}
+	}
+}
+
+func BenchmarkEncryptBlocks4K(b *testing.B) {
+	c, _ := New(make([]byte, 32), make([]byte, StateSize))
+	buf := make([]byte, 4096)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		c.EncryptBlocks(buf, buf)
+	}
+}
