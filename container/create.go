@@ -175,7 +175,7 @@ func (v *Volume) fillRandom(ctx context.Context, progress func(done, total int64
 		}
 		b := (*bp)[:min(int64(chunkSize), v.size-off)]
 		rand.Read(b)
-		v.crypt(v.xts.Encrypt, b, b, off)
+		v.crypt(v.sc.Encrypt, b, b, off)
 		if err := v.pwrite(b, off); err != nil {
 			return err
 		}

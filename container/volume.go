@@ -30,7 +30,7 @@ type Volume struct {
 	ss       int
 
 	keys *memguard.LockedBuffer // expanded cipher keys, owned here
-	xts  *cipher.XTS
+	sc   cipher.Sector
 
 	life   sync.RWMutex // held shared by every I/O call, exclusively by Close
 	closed bool
@@ -161,14 +161,15 @@ func v1KeyGeometry(f *os.File, path string, mk *memguard.LockedBuffer) (Geometry
 
 // newVolumeAt sets up the cipher for geometry g with mk (not consumed).
 func newVolumeAt(f *os.File, path string, typ Type, uuid string, g Geometry, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
-	if g.Cipher != "aes-xts-plain64" || g.KeySize != cipher.KeySize || mk.Size() != g.KeySize {
-		return nil, fmt.Errorf("%s: %w", path, damaged("unsupported cipher %s with a %d-byte key", g.Cipher, g.KeySize))
+	spec, err := cipher.ParseSpec(g.Cipher, g.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, &damagedError{err})
 	}
-	if g.IVOffset != 0 {
-		return nil, fmt.Errorf("%s: %w", path, damaged("an IV offset is not supported"))
+	if mk.Size() != g.KeySize {
+		return nil, fmt.Errorf("%s: the master key is %d bytes, the cipher takes %d", path, mk.Size(), g.KeySize)
 	}
-	keys := memguard.NewBuffer(cipher.StateSize)
-	x, err := cipher.New(mk.Bytes(), keys.Bytes(), g.SectorSize)
+	keys := memguard.NewBuffer(spec.StateSize())
+	sc, err := cipher.NewSector(spec, mk.Bytes(), keys.Bytes(), g.SectorSize)
 	if err != nil {
 		keys.Destroy()
 		return nil, err
@@ -176,7 +177,7 @@ func newVolumeAt(f *os.File, path string, typ Type, uuid string, g Geometry, mk 
 	v := &Volume{
 		path: path, f: f, readOnly: readOnly, typ: typ, uuid: uuid, geom: g,
 		dataOff: g.Offset, size: g.Size, ss: g.SectorSize,
-		keys: keys, xts: x,
+		keys: keys, sc: sc,
 	}
 	v.bufs.New = func() any { b := make([]byte, chunkSize); return &b }
 	return v, nil
@@ -216,7 +217,7 @@ func (v *Volume) Type() Type { return v.typ }
 func (v *Volume) Geometry() Geometry { return v.geom }
 
 // CipherImplementation names the XTS code path in use.
-func (v *Volume) CipherImplementation() string { return v.xts.Implementation() }
+func (v *Volume) CipherImplementation() string { return v.sc.Implementation() }
 
 func (v *Volume) enter() error {
 	v.life.RLock()
@@ -278,7 +279,7 @@ func (v *Volume) readSectors(p []byte, off int64) error {
 	if err := v.pread(p, off); err != nil {
 		return err
 	}
-	v.crypt(v.xts.Decrypt, p, p, off)
+	v.crypt(v.sc.Decrypt, p, p, off)
 	return nil
 }
 
@@ -334,7 +335,7 @@ func (v *Volume) write(p []byte, off int64, inPlace bool) (int, error) {
 	switch {
 	case v.aligned(n, off) && inPlace:
 		v.rmw.RLock()
-		v.crypt(v.xts.Encrypt, p, p, off)
+		v.crypt(v.sc.Encrypt, p, p, off)
 		err = v.pwrite(p, off)
 		v.rmw.RUnlock()
 	case v.aligned(n, off):
@@ -360,7 +361,7 @@ func (v *Volume) writeSectors(p []byte, off int64) error {
 	for len(p) > 0 {
 		n := min(len(p), chunkSize)
 		b := (*bp)[:n]
-		v.crypt(v.xts.Encrypt, b, p[:n], off)
+		v.crypt(v.sc.Encrypt, b, p[:n], off)
 		if err := v.pwrite(b, off); err != nil {
 			return err
 		}
@@ -393,7 +394,7 @@ func (v *Volume) writeUnaligned(p []byte, off int64) error {
 			}
 		}
 		copy(b[head:], p[:n])
-		v.crypt(v.xts.Encrypt, b, b, s0)
+		v.crypt(v.sc.Encrypt, b, b, s0)
 		if err := v.pwrite(b, s0); err != nil {
 			return err
 		}
@@ -419,7 +420,7 @@ func cryptParts(n int) int {
 
 // cryptIn is crypt over parts goroutines (BenchmarkCryptSplit chooses them).
 func (v *Volume) cryptIn(parts int, op func(dst, src []byte, sector uint64), dst, src []byte, off int64) {
-	sector := uint64(off / int64(v.ss))
+	sector := uint64(off/int64(v.ss)) + v.geom.IVOffset
 	if parts < 2 || len(src) < 2*v.ss {
 		op(dst, src, sector)
 		return
@@ -514,6 +515,6 @@ func (v *Volume) Close() error {
 	}
 	v.closed = true
 	v.keys.Destroy()
-	v.xts = nil
+	v.sc = nil
 	return v.f.Close()
 }

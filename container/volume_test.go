@@ -7,12 +7,15 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 
 	"golang.org/x/crypto/xts"
 
+	"github.com/awnumar/memguard"
+	"github.com/cryptvol/cryptvol/cipher"
 	"github.com/cryptvol/cryptvol/header"
 )
 
@@ -266,7 +269,7 @@ func BenchmarkCryptSplit(b *testing.B) {
 				buf := make([]byte, size)
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					vol.cryptIn(parts, vol.xts.Encrypt, buf, buf, 0)
+					vol.cryptIn(parts, vol.sc.Encrypt, buf, buf, 0)
 				}
 			})
 		}
@@ -282,14 +285,14 @@ func TestCryptSplitMatchesOnePass(t *testing.T) {
 		for _, n := range []int{ss, 2 * ss, 3 * ss, 257 * ss, 1<<20 + 3*ss} {
 			src := randomBytes(n)
 			want := make([]byte, n)
-			vol.xts.Encrypt(want, src, 5)
+			vol.sc.Encrypt(want, src, 5)
 			for parts := 1; parts <= 4; parts++ {
 				got := make([]byte, n)
-				vol.cryptIn(parts, vol.xts.Encrypt, got, src, 5*int64(ss))
+				vol.cryptIn(parts, vol.sc.Encrypt, got, src, 5*int64(ss))
 				if !equal(got, want) {
 					t.Fatalf("sector size %d, %d bytes in %d parts: differs from one pass", ss, n, parts)
 				}
-				vol.cryptIn(parts, vol.xts.Decrypt, got, got, 5*int64(ss))
+				vol.cryptIn(parts, vol.sc.Decrypt, got, got, 5*int64(ss))
 				if !equal(got, src) {
 					t.Fatalf("sector size %d, %d bytes in %d parts: decryption differs", ss, n, parts)
 				}
@@ -337,5 +340,52 @@ func TestWriteAtInPlace(t *testing.T) {
 	}
 	if got := readFull(t, vol, len(odd), 100); !equal(got, odd) {
 		t.Fatal("unaligned in-place write reads back wrong")
+	}
+}
+
+// TestVolumeOtherGeometry: a Volume runs any sector cipher of package cipher
+// at any data offset, and adds the geometry's IV offset to each sector's
+// index, as LUKS (iv_tweak) and VeraCrypt (absolute unit numbers) need.
+func TestVolumeOtherGeometry(t *testing.T) {
+	for _, g := range []Geometry{
+		{Offset: 4096, Size: 64 << 10, SectorSize: 512, IVOffset: 8, Cipher: "serpent-twofish-aes-xts-plain64", KeySize: 192},
+		{Offset: 16 << 10, Size: 64 << 10, SectorSize: 4096, IVOffset: 3, Cipher: "aes-xts-plain64", KeySize: 64},
+		{Offset: 2048, Size: 32 << 10, SectorSize: 512, Cipher: "aes-cbc-essiv:sha256", KeySize: 32},
+	} {
+		t.Run(g.Cipher, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "v")
+			if err := os.WriteFile(path, make([]byte, g.Offset+g.Size), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mk := memguard.NewBufferFromBytes(randomBytes(g.KeySize))
+			defer mk.Destroy()
+			vol, err := newVolumeAt(f, path, "test", "", g, mk, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer vol.Close()
+			plain := randomBytes(int(g.Size))
+			writeFull(t, vol, plain, 0)
+			spec, err := cipher.ParseSpec(g.Cipher, g.KeySize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := cipher.NewSector(spec, mk.Bytes(), make([]byte, spec.StateSize()), g.SectorSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			disk := readFile(t, path, g.Offset, int(g.Size))
+			ref.Decrypt(disk, disk, g.IVOffset)
+			if !equal(disk, plain) {
+				t.Fatal("the data area does not decrypt with the geometry's cipher and IV offset")
+			}
+			if !equal(readFull(t, vol, int(g.Size), 0), plain) {
+				t.Fatal("read back differs")
+			}
+		})
 	}
 }
