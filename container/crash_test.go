@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -124,7 +125,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				return err
 			}
 			defer v.close()
-			if err := v.unlock([]byte("a"), nil, nil); err != nil {
+			if err := v.unlock(context.Background(), []byte("a"), nil, nil); err != nil {
 				return err
 			}
 			v.ops = wrap(v.ops)

@@ -101,7 +101,7 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 	// The vault's first header copy is written through a Vault so it follows
 	// the same sealing and validation as every later change.
 	v := &v1Vault{path: path, f: tmp, writable: true, ops: tmp, mk: mk, h: h, warn: func(string) {}}
-	slot, err := v.newSlot(s, o.KDF)
+	slot, err := v.newSlot(ctx, s, o.KDF)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package container
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 var (
@@ -44,3 +47,31 @@ type SlotError struct {
 }
 
 func (e *SlotError) Error() string { return fmt.Sprintf("keyslot %d %s", e.Slot, e.Reason) }
+
+// BudgetError is an unlock that did not try every keyslot because deriving
+// the keys of the rest would take it over its key-derivation budget
+// (UnlockOptions.Budget, kdf.DefaultBudget by default). No keyslot it tried
+// opened. errors.Is(err, kdf.ErrBudget) holds.
+type BudgetError struct {
+	Slots  []int    // the keyslots not tried
+	Need   kdf.Work // what deriving their keys would take
+	Budget kdf.Work // the unlock's budget
+}
+
+func (e *BudgetError) Error() string {
+	s := make([]string, len(e.Slots))
+	for i, n := range e.Slots {
+		s[i] = fmt.Sprint(n)
+	}
+	return fmt.Sprintf("no keyslot tried opens with this passphrase, and keyslot%s %s %s not tried: deriving %s would take %s of memory passes, over the unlock budget of %s",
+		plural(len(s)), strings.Join(s, ", "), map[bool]string{true: "was", false: "were"}[len(s) == 1], map[bool]string{true: "its key", false: "their keys"}[len(s) == 1], e.Need, e.Budget)
+}
+
+func (e *BudgetError) Is(target error) bool { return target == kdf.ErrBudget }
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/awnumar/memguard"
 
@@ -52,8 +53,14 @@ type Geometry struct {
 // Passphrase and wipes it; nothing here keeps it.
 type Secret struct {
 	Passphrase []byte
-	// Keyfiles are paths; their contents are read when the secret is used.
+	// Keyfiles are paths; their contents are read when the secret is used,
+	// at most kdf.MaxKeyfileSize bytes each.
 	Keyfiles []string
+	// SpecialKeyfiles accepts keyfiles that are not regular files: a pipe
+	// (`--keyfile <(gpg -d key.gpg)`), a device. Without it they are
+	// refused, before anything is read: reading /dev/zero never ends, and
+	// opening a FIFO nobody writes to never returns.
+	SpecialKeyfiles bool
 }
 
 // Passphrase is a Secret made of a passphrase alone.
@@ -76,31 +83,66 @@ func (e *KeyfileError) Error() string {
 
 func (e *KeyfileError) Unwrap() error { return e.Err }
 
-// CheckKeyfiles reports a keyfile that cannot be read (missing, a directory)
-// before anything slow happens, such as a passphrase prompt.
-func CheckKeyfiles(paths []string) error {
-	if len(paths) > kdf.MaxKeyfiles {
-		return fmt.Errorf("%d keyfiles: at most %d are allowed", len(paths), kdf.MaxKeyfiles)
+// ErrSpecialKeyfile is a keyfile that is not a regular file, refused unless
+// Secret.SpecialKeyfiles.
+var ErrSpecialKeyfile = errors.New("not a regular file (a pipe or device is read only when allowed)")
+
+// ErrEmptySecret is a new keyslot whose whole secret would be empty: no
+// passphrase, and keyfiles that are all empty. Every empty file would open it.
+var ErrEmptySecret = errors.New("the secret is empty: no passphrase, and every keyfile is empty (any empty file would open this keyslot)")
+
+// CheckKeyfiles reports a keyfile of s that cannot be read (missing, a
+// directory, not a regular file unless allowed) before anything slow happens,
+// such as a passphrase prompt. It reads nothing from them.
+func (s Secret) CheckKeyfiles() error {
+	if len(s.Keyfiles) > kdf.MaxKeyfiles {
+		return fmt.Errorf("%d keyfiles: at most %d are allowed", len(s.Keyfiles), kdf.MaxKeyfiles)
 	}
-	for _, p := range paths {
-		f, err := openKeyfile(p)
-		if err != nil {
+	for _, p := range s.Keyfiles {
+		if err := checkKeyfile(p, s.SpecialKeyfiles); err != nil {
 			return err
 		}
-		f.Close()
 	}
 	return nil
 }
 
-// openKeyfile opens a keyfile for reading: a file, not a directory.
-func openKeyfile(path string) (*os.File, error) {
-	f, err := os.Open(path)
+// checkKeyfile checks a keyfile without opening it (opening a FIFO waits for
+// a writer, and a pipe from process substitution can be read only once).
+func checkKeyfile(path string, special bool) error {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return &KeyfileError{path, err}
+	case st.IsDir():
+		return &KeyfileError{path, errors.New("is a directory")}
+	case !st.Mode().IsRegular() && !special:
+		return &KeyfileError{path, ErrSpecialKeyfile}
+	case st.Mode().IsRegular() && st.Size() > kdf.MaxKeyfileSize:
+		return &KeyfileError{path, kdf.ErrKeyfileTooLarge}
+	}
+	return nil
+}
+
+// openKeyfile opens a keyfile for reading: a regular file, or with special
+// anything but a directory. Without special it opens non-blocking and checks
+// what it opened, so that nothing swapped in after a check (a FIFO) can make
+// it wait.
+func openKeyfile(path string, special bool) (*os.File, error) {
+	flag := os.O_RDONLY | syscall.O_NOCTTY
+	if !special {
+		flag |= syscall.O_NONBLOCK
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, &KeyfileError{path, err}
 	}
 	st, err := f.Stat()
-	if err == nil && st.IsDir() {
+	switch {
+	case err != nil:
+	case st.IsDir():
 		err = errors.New("is a directory")
+	case !st.Mode().IsRegular() && !special:
+		err = ErrSpecialKeyfile
 	}
 	if err != nil {
 		f.Close()
@@ -109,27 +151,31 @@ func openKeyfile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// v1Secret is the Argon2id input of a cryptvol v1 keyslot for s (§4.1). The
+// v1Secret is the Argon2id input of a cryptvol v1 keyslot for s (§4.1), and
+// whether it is empty: no passphrase, and no keyfile with any content. The
 // caller wipes it.
-func v1Secret(s Secret) ([]byte, error) {
+func v1Secret(s Secret) (secret []byte, empty bool, err error) {
 	if len(s.Keyfiles) > kdf.MaxKeyfiles {
-		return nil, fmt.Errorf("%d keyfiles: at most %d are allowed", len(s.Keyfiles), kdf.MaxKeyfiles)
+		return nil, false, fmt.Errorf("%d keyfiles: at most %d are allowed", len(s.Keyfiles), kdf.MaxKeyfiles)
 	}
+	empty = len(s.Passphrase) == 0
 	digests := make([][32]byte, 0, len(s.Keyfiles))
+	defer clear(digests)
 	for _, p := range s.Keyfiles {
-		f, err := openKeyfile(p)
+		f, err := openKeyfile(p, s.SpecialKeyfiles)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		d, err := kdf.KeyfileDigest(f)
 		f.Close()
 		if err != nil {
-			return nil, &KeyfileError{p, err}
+			return nil, false, &KeyfileError{p, err}
 		}
+		empty = empty && d == kdf.EmptyKeyfile
 		digests = append(digests, d)
 	}
-	defer clear(digests)
-	return kdf.Secret(s.Passphrase, digests)
+	secret, err = kdf.Secret(s.Passphrase, digests)
+	return secret, empty, err
 }
 
 // keyslots is an unlocked container header of one format: what a Vault
@@ -142,8 +188,8 @@ type keyslots interface {
 	uuid() string
 	// keyslot is the keyslot that opened it.
 	keyslot() int
-	addKey(s Secret, p kdf.Params, slot int) (int, error)
-	changeKey(slot int, s Secret, p kdf.Params) error
+	addKey(ctx context.Context, s Secret, p kdf.Params, slot int) (int, error)
+	changeKey(ctx context.Context, slot int, s Secret, p kdf.Params) error
 	removeKey(slot int) error
 	grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error
 	close() error

@@ -48,6 +48,9 @@ type SlotInfo struct {
 	Threads    uint32
 	// Wrap names how the master key is wrapped, e.g. "xchacha20-poly1305".
 	Wrap string
+	// Weak is a keyslot whose key derivation is cheap enough to make
+	// guessing its passphrase fast: for Argon2id, kdf.Params.Weak.
+	Weak bool
 }
 
 // Inspect reads the vault's header copies without unlocking (and without
@@ -67,7 +70,7 @@ func Inspect(path string) (*Info, error) {
 	for _, i := range h.ActiveSlots() {
 		s := &h.Slots[i]
 		info.Keyslots = append(info.Keyslots, SlotInfo{Slot: i, KDF: "argon2id",
-			Memory: s.Memory, Iterations: s.Iterations, Threads: s.Threads, Wrap: s.AEAD.String()})
+			Memory: s.Memory, Iterations: s.Iterations, Threads: s.Threads, Wrap: s.AEAD.String(), Weak: slotParams(s).Weak()})
 	}
 	return info, nil
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -18,12 +19,18 @@ type derivations struct {
 	fail   map[kdf.Params]error // derivations that fail, by parameters
 }
 
-func (d *derivations) derive(secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer, error) {
-	d.params = append(d.params, p)
-	if err := d.fail[p]; err != nil {
-		return nil, err
-	}
-	return kdf.Derive(secret, salt, p)
+// derive stands for kdf.Derive under the unlock's session (so that keys it
+// derived already and its budget apply as they do to kdf.Derive), recording
+// the derivations that run.
+func (d *derivations) derive(ctx context.Context, secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer, error) {
+	job := kdf.Job{Name: p.String(), Salt: salt, Secret: secret, Work: p.Work()}
+	return kdf.Run(ctx, job, func(ctx context.Context) (*memguard.LockedBuffer, error) {
+		d.params = append(d.params, p)
+		if err := d.fail[p]; err != nil {
+			return nil, err
+		}
+		return kdf.Derive(kdf.NewContext(ctx, nil), secret, salt, p)
+	})
 }
 
 // costlySlots makes a vault with active slots 0, 2 and 5, each with different

@@ -24,7 +24,8 @@ func BackupHeader(path string) ([]byte, error) {
 // path, by the update procedure of docs/FORMAT.md §9. passphrase must open a slot
 // of the backup, whose MAC must verify; its uuid must match the vault's (when the
 // vault still has a valid header) and its layout must match the file's size.
-// The vault must not be open. opts.Slots restricts the slots tried.
+// The vault must not be open. opts.Slots restricts the slots tried; the
+// unlock of the backup has the context and budget of opts, as Unlock.
 func RestoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions) error {
 	return restoreHeader(path, backup, s, opts, nil)
 }
@@ -35,7 +36,9 @@ func restoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions, wr
 	if opts == nil {
 		opts = &UnlockOptions{}
 	}
-	passphrase, err := v1Secret(s)
+	ctx, done := opts.session()
+	defer done()
+	passphrase, _, err := v1Secret(s)
 	if err != nil {
 		return err
 	}
@@ -73,7 +76,7 @@ func restoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions, wr
 		cur = &layout{}
 		cur.winner = &cur.backup
 	}
-	mk, slot, err := openSlots(hb, passphrase, opts.Slots, opts.derive)
+	mk, slot, err := openSlots(ctx, hb, passphrase, opts.Slots, opts.derive)
 	if err != nil {
 		return err
 	}

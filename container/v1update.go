@@ -2,6 +2,7 @@ package container
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -151,26 +152,32 @@ func (v *v1Vault) next() *header.Header {
 	return &h
 }
 
-// newSlot wraps the master key under the secret ns with parameters p.
-func (v *v1Vault) newSlot(ns Secret, p kdf.Params) (header.Slot, error) {
+// newSlot wraps the master key under the secret ns with parameters p. A
+// secret that is empty as a whole (ErrEmptySecret) is refused.
+func (v *v1Vault) newSlot(ctx context.Context, ns Secret, p kdf.Params) (header.Slot, error) {
 	if err := p.Validate(); err != nil {
 		return header.Slot{}, err
 	}
-	passphrase, err := v1Secret(ns)
+	passphrase, empty, err := v1Secret(ns)
 	if err != nil {
 		return header.Slot{}, err
 	}
 	defer clear(passphrase)
+	if empty {
+		return header.Slot{}, ErrEmptySecret
+	}
 	s, err := header.NewSlot(p.Memory, p.Iterations, p.Threads, defaultAEAD)
 	if err != nil {
 		return header.Slot{}, err
 	}
-	kek, err := kdf.Derive(passphrase, s.Salt[:], p)
-	if err != nil {
-		return header.Slot{}, err
-	}
-	defer kek.Destroy()
-	return s, s.Wrap(kek.Bytes(), v.mk.Bytes(), v.h.UUID)
+	kdf.OnCleanStack(func() { // see openSlots
+		var kek *memguard.LockedBuffer
+		if kek, err = kdf.Derive(ctx, passphrase, s.Salt[:], p); err == nil {
+			err = s.Wrap(kek.Bytes(), v.mk.Bytes(), v.h.UUID)
+			kek.Destroy()
+		}
+	})
+	return s, err
 }
 
 func (v *v1Vault) checkSlot(slot int, wantActive bool) error {
@@ -188,7 +195,7 @@ func (v *v1Vault) checkSlot(slot int, wantActive bool) error {
 
 // addKey wraps the master key under a new secret in slot (or in the lowest
 // free slot if slot < 0) and returns the slot used.
-func (v *v1Vault) addKey(ns Secret, p kdf.Params, slot int) (int, error) {
+func (v *v1Vault) addKey(ctx context.Context, ns Secret, p kdf.Params, slot int) (int, error) {
 	if slot < 0 {
 		if slot = v.h.FreeSlot(); slot < 0 {
 			return -1, ErrNoFreeSlot
@@ -197,7 +204,7 @@ func (v *v1Vault) addKey(ns Secret, p kdf.Params, slot int) (int, error) {
 	if err := v.checkSlot(slot, false); err != nil {
 		return -1, err
 	}
-	s, err := v.newSlot(ns, p)
+	s, err := v.newSlot(ctx, ns, p)
 	if err != nil {
 		return -1, err
 	}
@@ -210,11 +217,11 @@ func (v *v1Vault) addKey(ns Secret, p kdf.Params, slot int) (int, error) {
 // new one goes into a free slot first (both work after that step), and then
 // moves into slot, clearing the free one (§9). With no free slot the
 // replacement is one update, still atomic through the two header copies.
-func (v *v1Vault) changeKey(slot int, ns Secret, p kdf.Params) error {
+func (v *v1Vault) changeKey(ctx context.Context, slot int, ns Secret, p kdf.Params) error {
 	if err := v.checkSlot(slot, true); err != nil {
 		return err
 	}
-	s, err := v.newSlot(ns, p)
+	s, err := v.newSlot(ctx, ns, p)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -27,7 +28,7 @@ type v1Vault struct {
 }
 
 // deriveFunc derives a keyslot's key-encryption key (kdf.Derive).
-type deriveFunc func(secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer, error)
+type deriveFunc func(ctx context.Context, secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer, error)
 
 // unlockV1 reads the vault's header, opens a keyslot with s, verifies the
 // header MAC, and repairs a damaged or stale header copy (unless read-only).
@@ -36,19 +37,25 @@ type deriveFunc func(secret, salt []byte, p kdf.Params) (*memguard.LockedBuffer,
 // exclusively, re-reads the header and proceeds only if it is still the one
 // unlocked (otherwise ErrHeaderChanged), so two processes never interleave
 // header writes and a long key derivation blocks no one.
-func unlockV1(path string, s Secret, opts *UnlockOptions) (*v1Vault, error) {
-	secret, err := v1Secret(s)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(secret)
+//
+// ctx carries the unlock's kdf.Session (see Unlock).
+func unlockV1(ctx context.Context, path string, s Secret, opts *UnlockOptions) (*v1Vault, error) {
+	// The file first: a vault that may only be read is refused (and retried
+	// read-only by the caller) before keyfiles, which may be pipes that can
+	// be read once, are read.
 	v, err := openVaultFile(path, opts.ReadOnly, opts.Warn)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.unlock(secret, opts.Slots, opts.derive); err != nil {
+	secret, _, err := v1Secret(s)
+	if err != nil {
 		v.close()
-		if errors.Is(err, ErrWrongPassphrase) {
+		return nil, err
+	}
+	defer clear(secret)
+	if err := v.unlock(ctx, secret, opts.Slots, opts.derive); err != nil {
+		v.close()
+		if errors.Is(err, ErrWrongPassphrase) || errors.Is(err, kdf.ErrBudget) {
 			err = fmt.Errorf("%s: %w", path, err)
 		}
 		return nil, err
@@ -92,16 +99,16 @@ func openVaultFile(path string, readOnly bool, warn func(string)) (*v1Vault, err
 // holds when no slot of the winner opens but the other copy, valid with the
 // same sequence number and different (which no update produces: one of them
 // was tampered with), has a slot that does.
-func (v *v1Vault) unlock(passphrase []byte, slots []int, derive deriveFunc) error {
+func (v *v1Vault) unlock(ctx context.Context, passphrase []byte, slots []int, derive deriveFunc) error {
 	other := &v.l.primary
 	if v.l.winner == other {
 		other = &v.l.backup
 	}
 	h := v.l.winner.h
-	mk, slot, err := openSlots(h, passphrase, slots, derive)
+	mk, slot, err := openSlots(ctx, h, passphrase, slots, derive)
 	if errors.Is(err, ErrWrongPassphrase) && v.l.sameSequenceDifferent(other) {
 		var alt *memguard.LockedBuffer
-		alt, slot, err = openSlots(other.h, passphrase, changedSlots(h, other.h, slots), derive)
+		alt, slot, err = openSlots(ctx, other.h, passphrase, changedSlots(h, other.h, slots), derive)
 		if err == nil {
 			if ok, merr := verifyMAC(other.h, alt); merr != nil || !ok {
 				alt.Destroy()
@@ -157,8 +164,12 @@ func (v *v1Vault) copyName(c *headerCopy) string {
 // openSlots tries every requested active slot and returns the master key from
 // the first that opens. Every slot is tried before giving up (§4), also past a
 // slot whose key cannot be derived here (too little memory: the passphrase may
-// well belong to another slot), and the error does not say which failed how.
-func openSlots(h *header.Header, passphrase []byte, slots []int, derive deriveFunc) (*memguard.LockedBuffer, int, error) {
+// well belong to another slot) or whose derivation would take the unlock over
+// its budget (a cheaper slot after it is still tried), and the error does not
+// say which failed how. ctx carries the unlock's kdf.Session, which derives
+// each distinct (salt, parameters) once however many slots share it, and
+// cancelling ctx stops it within milliseconds.
+func openSlots(ctx context.Context, h *header.Header, passphrase []byte, slots []int, derive deriveFunc) (*memguard.LockedBuffer, int, error) {
 	if derive == nil {
 		derive = kdf.Derive
 	}
@@ -176,26 +187,48 @@ func openSlots(h *header.Header, passphrase []byte, slots []int, derive deriveFu
 	}
 	mk := memguard.NewBuffer(header.MasterKeySize)
 	var deriveErr error
+	var over *BudgetError
 	for _, i := range active {
 		s := &h.Slots[i]
-		kek, err := derive(passphrase, s.Salt[:], slotParams(s))
-		if err != nil {
-			if deriveErr == nil {
-				deriveErr = fmt.Errorf("keyslot %d: %w", i, err)
+		var err error
+		// The key-encryption key exists outside locked memory only in the
+		// stack frames and registers of the hash and the AEAD: on a stack
+		// that is wiped afterwards.
+		kdf.OnCleanStack(func() {
+			var kek *memguard.LockedBuffer
+			if kek, err = derive(ctx, passphrase, s.Salt[:], slotParams(s)); err == nil {
+				err = s.Unwrap(mk.Bytes(), kek.Bytes(), h.UUID)
+				kek.Destroy()
 			}
-			continue
-		}
-		err = s.Unwrap(mk.Bytes(), kek.Bytes(), h.UUID)
-		kek.Destroy()
-		if err == nil {
+		})
+		var be *kdf.BudgetError
+		switch {
+		case err == nil:
 			if equalHalves(mk.Bytes()) {
 				mk.Destroy()
 				return nil, -1, damaged("keyslot %d holds an invalid master key (equal XTS halves)", i)
 			}
 			return mk, i, nil
+		case ctx.Err() != nil:
+			mk.Destroy()
+			return nil, -1, ctx.Err()
+		case errors.As(err, &be):
+			if over == nil {
+				over = &BudgetError{Budget: be.Budget}
+			}
+			over.Slots = append(over.Slots, i)
+			over.Need += slotParams(s).Work()
+		case errors.Is(err, header.ErrUnwrap):
+		default:
+			if deriveErr == nil {
+				deriveErr = fmt.Errorf("keyslot %d: %w", i, err)
+			}
 		}
 	}
 	mk.Destroy()
+	if over != nil {
+		return nil, -1, over
+	}
 	if deriveErr != nil {
 		// The passphrase may be this slot's: not "wrong", but untried.
 		return nil, -1, deriveErr
@@ -212,16 +245,18 @@ func equalHalves(k []byte) bool {
 }
 
 // verifyMAC checks the header MAC with a MAC key derived from mk (§7).
-func verifyMAC(h *header.Header, mk *memguard.LockedBuffer) (bool, error) {
+func verifyMAC(h *header.Header, mk *memguard.LockedBuffer) (ok bool, err error) {
 	if h == nil {
 		return false, nil
 	}
 	mac := memguard.NewBuffer(header.MACKeySize)
 	defer mac.Destroy()
-	if err := header.MACKey(mac.Bytes(), mk.Bytes(), h.UUID); err != nil {
-		return false, err
-	}
-	return h.VerifyMAC(mac.Bytes()), nil
+	kdf.OnCleanStack(func() {
+		if err = header.MACKey(mac.Bytes(), mk.Bytes(), h.UUID); err == nil {
+			ok = h.VerifyMAC(mac.Bytes())
+		}
+	})
+	return ok, err
 }
 
 func (v *v1Vault) masterKey() *memguard.LockedBuffer { return v.mk }

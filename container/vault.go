@@ -28,30 +28,59 @@ type UnlockOptions struct {
 	ReadOnly bool
 	// Warn receives notices such as a header copy repaired or found damaged.
 	Warn func(msg string)
+	// Context, if set, cancels the unlock: key derivation stops within
+	// milliseconds and the unlock returns its error. It is an option rather
+	// than a first parameter so that Unlock's many callers stay as they are.
+	Context context.Context
+	// Budget bounds the key-derivation work of the whole unlock, every
+	// keyslot of every header copy tried (0: kdf.DefaultBudget). A keyslot
+	// that would take it over is not tried; if none of the others opens,
+	// the error is a *BudgetError.
+	Budget kdf.Work
 
 	// derive replaces kdf.Derive for this call: a test seam that counts the
 	// slots tried or makes one fail. Nil in production.
 	derive deriveFunc
 }
 
+// session returns the context of one unlock: opts.Context carrying a new
+// kdf.Session with opts.Budget, which every derivation of the unlock shares,
+// whatever the format. done wipes what the session kept.
+func (o *UnlockOptions) session() (ctx context.Context, done func()) {
+	ctx = o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s := kdf.NewSession(o.Budget)
+	return kdf.NewContext(ctx, s), s.Close
+}
+
 // Unlock reads the vault's header, opens a keyslot with s, verifies the
 // header, and repairs a damaged or stale header copy (unless read-only). The
 // format is recognised by the header's magic.
+//
+// All key derivations of one Unlock share one kdf.Session (its context):
+// each distinct (salt, parameters) is derived once, and their total work is
+// bounded by opts.Budget. A format's unlock takes that context and passes it
+// to every kdf derivation it makes.
 func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 	if opts == nil {
 		opts = &UnlockOptions{}
 	}
-	if opts.Warn == nil {
-		opts.Warn = func(string) {}
+	o := *opts
+	if o.Warn == nil {
+		o.Warn = func(string) {}
 	}
 	typ, err := detectFile(path)
 	if err != nil {
 		return nil, err
 	}
+	ctx, done := o.session()
+	defer done()
 	var k keyslots
 	switch typ {
 	case TypeCryptvol:
-		k, err = unlockV1(path, s, opts)
+		k, err = unlockV1(ctx, path, s, &o)
 	default:
 		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -99,15 +128,18 @@ func (v *Vault) WriteKey(w io.Writer) error {
 
 // AddPassphrase wraps the master key under a new secret in slot (or in the
 // lowest free slot if slot < 0), with key derivation parameters p, and
-// returns the slot used.
+// returns the slot used. A secret that is empty as a whole (no passphrase,
+// every keyfile empty) is refused with ErrEmptySecret. Its one derivation has
+// the cost the caller chose, and is not cancelled.
 func (v *Vault) AddPassphrase(s Secret, p kdf.Params, slot int) (int, error) {
-	return v.k.addKey(s, p, slot)
+	return v.k.addKey(context.Background(), s, p, slot)
 }
 
 // ChangePassphrase replaces the secret of an active slot, keeping its number,
-// so that a crash at any point leaves the old or the new one working.
+// so that a crash at any point leaves the old or the new one working. The new
+// secret is refused as by AddPassphrase.
 func (v *Vault) ChangePassphrase(slot int, s Secret, p kdf.Params) error {
-	return v.k.changeKey(slot, s, p)
+	return v.k.changeKey(context.Background(), slot, s, p)
 }
 
 // RemoveSlot clears an active slot. Removing the last active slot is refused

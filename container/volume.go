@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cryptvol/cryptvol/cipher"
 	"github.com/cryptvol/cryptvol/header"
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 // Volume is the plaintext view of an open vault: ReadAt and WriteAt at any
@@ -47,6 +49,9 @@ type OpenOptions struct {
 	Slots []int
 	// Warn receives notices such as a repaired header copy.
 	Warn func(msg string)
+	// Context and Budget are those of Open's unlock (see UnlockOptions).
+	Context context.Context
+	Budget  kdf.Work
 }
 
 // Open unlocks the vault at path with s and opens its data area. The vault is
@@ -55,12 +60,14 @@ func Open(path string, s Secret, opts *OpenOptions) (*Volume, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	v, err := Unlock(path, s, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn})
+	v, err := Unlock(path, s, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn,
+		Context: opts.Context, Budget: opts.Budget})
 	if err != nil {
 		return nil, err
 	}
 	defer v.Close()
-	mk := memguard.NewBufferFromBytes(append([]byte(nil), v.k.masterKey().Bytes()...))
+	mk := memguard.NewBuffer(v.k.masterKey().Size())
+	copy(mk.Bytes(), v.k.masterKey().Bytes())
 	return openWithKey(path, v.typ, mk, opts)
 }
 
@@ -169,7 +176,9 @@ func newVolumeAt(f *os.File, path string, typ Type, uuid string, g Geometry, mk 
 		return nil, fmt.Errorf("%s: the master key is %d bytes, the cipher takes %d", path, mk.Size(), g.KeySize)
 	}
 	keys := memguard.NewBuffer(spec.StateSize())
-	sc, err := cipher.NewSector(spec, mk.Bytes(), keys.Bytes(), g.SectorSize)
+	var sc cipher.Sector
+	// Key expansion leaves words of the key in its stack frames.
+	kdf.OnCleanStack(func() { sc, err = cipher.NewSector(spec, mk.Bytes(), keys.Bytes(), g.SectorSize) })
 	if err != nil {
 		keys.Destroy()
 		return nil, err

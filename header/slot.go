@@ -4,9 +4,12 @@ import (
 	"crypto/aes"
 	stdcipher "crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
+	"unsafe"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -156,6 +159,7 @@ func (s *Slot) Wrap(kek, masterKey []byte, uuid [16]byte) error {
 	if err != nil {
 		return err
 	}
+	defer wipeAEADKey(a, kek)
 	if _, err := rand.Read(nonce); err != nil {
 		return err
 	}
@@ -178,9 +182,29 @@ func (s *Slot) Unwrap(dst, kek []byte, uuid [16]byte) error {
 		clear(dst)
 		return err
 	}
+	defer wipeAEADKey(a, kek)
 	if _, err := a.Open(dst[:0], nonce, s.WrappedKey[:], s.additionalData(uuid)); err != nil {
 		clear(dst)
 		return ErrUnwrap
 	}
 	return nil
+}
+
+// wipeAEADKey overwrites the copy of key that an AEAD object keeps, where it
+// can be found: golang.org/x/crypto/chacha20poly1305 keeps the key in a
+// [32]byte at the start of the struct its AEAD points to, and nothing would
+// ever overwrite it. The copy is wiped only if it is found there, byte for
+// byte, so a change of that layout wipes nothing rather than something else
+// (the tests that search memory for keys would then fail). AES-GCM's key
+// schedule is copied into objects that cannot be reached, and is left
+// (SECURITY.md "Limits of memory hygiene").
+func wipeAEADKey(a stdcipher.AEAD, key []byte) {
+	v := reflect.ValueOf(a)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Type().Elem().Size() < uintptr(len(key)) {
+		return
+	}
+	p := unsafe.Slice((*byte)(v.UnsafePointer()), len(key))
+	if subtle.ConstantTimeCompare(p, key) == 1 {
+		clear(p)
+	}
 }

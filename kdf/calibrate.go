@@ -54,9 +54,11 @@ func Measure(p Params) (time.Duration, error) {
 	}
 	salt := make([]byte, 32)
 	start := time.Now()
-	k := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
+	k, err := argon2id([]byte("cryptvol calibration"), salt, p, KeySize)
 	d := time.Since(start)
-	clear(k)
-	releaseMemory(p.Memory)
+	if err != nil {
+		return 0, err
+	}
+	k.Destroy()
 	return d, nil
 }

@@ -3,17 +3,19 @@
 // a target unlock time.
 //
 // Bounds are enforced before any work starts: a hostile header cannot make Derive
-// allocate more memory than the machine has or run for hours.
+// allocate more memory than is available or run for hours, and a Session (the
+// context of one unlock) bounds the work of all derivations together and runs
+// each distinct one once. Argon2 itself is implemented here (argon2core.go):
+// it can be cancelled, and keeps what the key could be computed from in locked
+// memory and its working memory out of the Go heap.
 package kdf
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/awnumar/memguard"
-	"golang.org/x/crypto/argon2"
 )
 
 // Bounds of docs/FORMAT.md §4.
@@ -42,12 +44,11 @@ type Params struct {
 }
 
 func (p Params) String() string {
-	return fmt.Sprintf("argon2id m=%s t=%d p=%d", formatKiB(p.Memory), p.Iterations, p.Threads)
+	return fmt.Sprintf("argon2id m=%s t=%d p=%d", FormatKiB(p.Memory), p.Iterations, p.Threads)
 }
 
-// formatKiB renders a KiB count in the units --kdf-memory takes (e.g. "1G",
-// "8M"), for String.
-func formatKiB(k uint32) string {
+// FormatKiB renders a KiB count the way the CLI accepts it back (e.g. "1G", "8M").
+func FormatKiB(k uint32) string {
 	switch {
 	case k%(1<<20) == 0:
 		return fmt.Sprintf("%dG", k>>20)
@@ -90,47 +91,75 @@ func (p Params) Validate() error {
 }
 
 // ErrInsufficientMemory is returned when the parameters need more memory than
-// this machine has.
+// this machine (or this process's cgroup) has available.
 var ErrInsufficientMemory = errors.New("not enough memory for the key derivation")
+
+// Weak keyslot parameters: below RFC 9106 §4's option for memory-constrained
+// settings (Argon2id, 64 MiB, three passes), in memory or in memory × passes.
+// Such a keyslot lets an attacker test guesses at a passphrase far faster than
+// cryptvol's calibrated default (1 GiB, about two seconds) does; Weak is what
+// `cryptvol info` marks and what create, passwd and key add warn about.
+const (
+	WeakMemory = 64 << 10     // KiB
+	WeakWork   = 3 * 64 << 10 // KiB × passes
+)
+
+// Weak reports whether p is below the parameters WeakMemory and WeakWork
+// describe.
+func (p Params) Weak() bool {
+	return p.Memory < WeakMemory || uint64(p.Memory)*uint64(p.Iterations) < WeakWork
+}
 
 // Derive returns the 32-byte Argon2id key for secret and salt, in locked memory
 // owned by the caller. It refuses out-of-bound parameters and parameters needing
-// more memory than the machine has, before doing any work.
-func Derive(secret, salt []byte, p Params) (*memguard.LockedBuffer, error) {
-	if err := checkParams(p); err != nil {
+// more memory than is available, before doing any work, and stops with
+// ctx.Err() within milliseconds once ctx is cancelled. Under a Session (see
+// NewContext) a key the session derived already comes back without work, and
+// the work is charged to the session's budget (a *BudgetError if it does not
+// fit).
+func Derive(ctx context.Context, secret, salt []byte, p Params) (*memguard.LockedBuffer, error) {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if len(salt) < MinSalt || len(salt) > MaxSalt {
 		return nil, fmt.Errorf("argon2id salt is %d bytes, want %d to %d", len(salt), MinSalt, MaxSalt)
 	}
-	key := argon2id(secret, salt, p, KeySize)
-	// Hand the memory Argon2 used back to the system now instead of keeping it
-	// in the heap for the life of the process.
-	releaseMemory(p.Memory)
-	return memguard.NewBufferFromBytes(key), nil // wipes key
+	job := Job{Name: fmt.Sprintf("%s n=%d", p, KeySize), Salt: salt, Secret: secret, Work: p.Work()}
+	return Run(ctx, job, func(ctx context.Context) (*memguard.LockedBuffer, error) {
+		if err := checkMemory(p); err != nil {
+			return nil, err
+		}
+		return argon2Key(ctx, modeArgon2id, secret, salt, nil, nil, p.Iterations, p.Memory, p.Threads, KeySize)
+	})
 }
 
 // checkParams refuses parameters out of the format's bounds or needing more
-// memory than the machine has.
+// memory than is available.
 func checkParams(p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if phys := physicalMemory(); phys != 0 && uint64(p.Memory)*1024 > phys {
-		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, formatKiB(p.Memory), phys>>20)
+	return checkMemory(p)
+}
+
+// checkMemory refuses parameters needing more memory than is available now
+// (memoryHeadroom) or, where that is unknown, than the machine has.
+func checkMemory(p Params) error {
+	need := uint64(p.Memory) * 1024
+	if avail, what := availableMemory(); avail != 0 {
+		if need > avail {
+			return fmt.Errorf("%w: argon2id needs %s, and %s is %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), what, avail>>20)
+		}
+		return nil
+	}
+	if phys := physicalMemory(); phys != 0 && need > phys {
+		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), phys>>20)
 	}
 	return nil
 }
 
-func releaseMemory(kib uint32) {
-	if kib >= 64<<10 {
-		runtime.GC()
-		debug.FreeOSMemory()
-	}
-}
-
-// argon2id is the one call into the Argon2 implementation; p must be validated
-// (Threads fits a uint8 only because of MaxThreads).
-func argon2id(secret, salt []byte, p Params, n int) []byte {
-	return argon2.IDKey(secret, salt, p.Iterations, p.Memory, uint8(p.Threads), uint32(n))
+// argon2id derives n bytes with p outside any Session, for calibration and
+// tests; p must be validated.
+func argon2id(secret, salt []byte, p Params, n int) (*memguard.LockedBuffer, error) {
+	return argon2Key(context.Background(), modeArgon2id, secret, salt, nil, nil, p.Iterations, p.Memory, p.Threads, n)
 }

@@ -8,16 +8,34 @@ import (
 	"slices"
 )
 
-// MaxKeyfiles bounds the keyfiles of one secret (docs/FORMAT.md §4.1).
-const MaxKeyfiles = 256
+// MaxKeyfiles bounds the keyfiles of one secret, and MaxKeyfileSize the
+// length of one keyfile (docs/FORMAT.md §4.1): a keyfile that never ends
+// (/dev/zero, a pipe) must not hang the unlock.
+const (
+	MaxKeyfiles    = 256
+	MaxKeyfileSize = 64 << 20
+)
+
+// ErrKeyfileTooLarge is a keyfile longer than MaxKeyfileSize.
+var ErrKeyfileTooLarge = fmt.Errorf("longer than %d MiB, the most a keyfile may be", MaxKeyfileSize>>20)
 
 const keyfileDomain = "cryptvol v1 keyfiles"
 
-// KeyfileDigest hashes the whole contents of one keyfile (§4.1).
+// EmptyKeyfile is the digest of an empty keyfile: a secret made of empty
+// keyfiles and no passphrase is the same for every empty file.
+var EmptyKeyfile = sha256.Sum256(nil)
+
+// KeyfileDigest hashes the whole contents of one keyfile (§4.1), refusing
+// one longer than MaxKeyfileSize (ErrKeyfileTooLarge) after reading at most
+// one byte more.
 func KeyfileDigest(r io.Reader) ([32]byte, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
+	n, err := io.Copy(h, io.LimitReader(r, MaxKeyfileSize+1))
+	if err != nil {
 		return [32]byte{}, err
+	}
+	if n > MaxKeyfileSize {
+		return [32]byte{}, ErrKeyfileTooLarge
 	}
 	var d [32]byte
 	h.Sum(d[:0])

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -58,3 +60,23 @@ func TestKeyfileDigest(t *testing.T) {
 		t.Fatal("digest is not SHA-256 of the contents")
 	}
 }
+
+// TestKeyfileDigestCap: a keyfile of exactly MaxKeyfileSize is read whole;
+// one byte more is refused, having read no further (an endless reader, like
+// /dev/zero, ends too).
+func TestKeyfileDigestCap(t *testing.T) {
+	if _, err := KeyfileDigest(io.LimitReader(zeros{}, MaxKeyfileSize)); err != nil {
+		t.Fatalf("a keyfile of the maximum size: %v", err)
+	}
+	var z zeros
+	if _, err := KeyfileDigest(&z); !errors.Is(err, ErrKeyfileTooLarge) {
+		t.Fatalf("an endless keyfile: %v", err)
+	}
+	if d, _ := KeyfileDigest(strings.NewReader("")); d != EmptyKeyfile {
+		t.Fatal("EmptyKeyfile is not the digest of an empty file")
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

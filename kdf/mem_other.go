@@ -6,3 +6,13 @@ package kdf
 // format's bounds still apply, only the check against this machine's memory
 // is skipped.
 func physicalMemory() uint64 { return 0 }
+
+// availableMemory returns 0 (unknown) outside Linux.
+func availableMemory() (uint64, string) { return 0, "" }
+
+// allocArgonMemory takes Argon2's working memory from the Go heap where
+// there is no mmap to map it outside; release wipes it.
+func allocArgonMemory(n int) ([]argonBlock, func(), error) {
+	mem := make([]argonBlock, n)
+	return mem, func() { clear(mem) }, nil
+}

@@ -94,7 +94,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if err != nil {
 				return err
 			}
-			pass, err := u.newSecret(pf.file, pf.keyfiles, "Enter a passphrase for the new vault "+path)
+			pass, err := u.newSecret(&pf, pf.file, pf.keyfiles, "Enter a passphrase for the new vault "+path)
 			if err != nil {
 				return err
 			}
@@ -115,6 +115,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			u.printf("created %s: %s usable, aes-xts-plain64, sector size %d, uuid %s\n",
 				path, humanBytes(n), sectorSize, uuid)
 			u.printf("keyslot 0: %s\n", params)
+			u.warnWeak(path, 0, params)
 			if filesystem != "none" {
 				owner := ""
 				if o := sudoOwner(); o != nil && fsHasOwners(filesystem) {

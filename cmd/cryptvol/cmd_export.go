@@ -36,6 +36,10 @@ the vault's contents are zero. The vault must not be open read-write.`,
 			} else if !force && fileExists(out) {
 				return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
 			}
+			budget, err := pf.unlockBudget()
+			if err != nil {
+				return err
+			}
 			if _, err := container.Inspect(args[0]); err != nil {
 				return err
 			}
@@ -44,7 +48,8 @@ the vault's contents are zero. The vault must not be open read-write.`,
 				return err
 			}
 			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true,
-				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
+				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
+				Context: c.Context(), Budget: budget})
 			wipeSecret(secret)
 			if errors.Is(err, container.ErrInUse) {
 				err = withHint(err, "close it first: cryptvol close "+args[0])
@@ -84,5 +89,6 @@ the vault's contents are zero. The vault must not be open read-write.`,
 	}
 	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }

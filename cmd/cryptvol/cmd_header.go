@@ -93,7 +93,11 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 				return err
 			}
 			defer wipeSecret(pass)
-			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot)}); err != nil {
+			budget, err := pf.unlockBudget()
+			if err != nil {
+				return err
+			}
+			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot), Context: c.Context(), Budget: budget}); err != nil {
 				return err
 			}
 			u.printf("restored the header of %s from %s\n", args[0], args[1])
@@ -103,6 +107,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 	c.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	c.Flags().IntVar(&slot, "slot", -1, "try only this keyslot of the backup")
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }
 
@@ -145,12 +150,17 @@ vault does the same on the way; this does only that.`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			var notes []string
+			budget, err := pf.unlockBudget()
+			if err != nil {
+				return err
+			}
 			pass, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
 			defer wipeSecret(pass)
-			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Warn: func(m string) { notes = append(notes, m) }})
+			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Warn: func(m string) { notes = append(notes, m) },
+				Context: c.Context(), Budget: budget})
 			if err != nil {
 				return err
 			}
@@ -166,5 +176,6 @@ vault does the same on the way; this does only that.`,
 		},
 	}
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }

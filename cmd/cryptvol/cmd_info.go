@@ -44,6 +44,7 @@ type slotJSON struct {
 	Iterations uint32 `json:"iterations"`
 	Threads    uint32 `json:"threads,omitempty"`
 	AEAD       string `json:"aead"` // how the master key is wrapped
+	Weak       bool   `json:"weak"` // cheap to guess: see weakSlot
 }
 
 func newInfoCommand(u *ui) *cobra.Command {
@@ -53,8 +54,10 @@ func newInfoCommand(u *ui) *cobra.Command {
 		Short: "Show a vault's header: geometry, cipher, keyslots (no passphrase needed)",
 		Long: `Show what a vault's header says: format version, uuid, cipher, sector size,
 data offset and size, the state of both header copies, and each active keyslot
-with its key derivation parameters. It needs no passphrase, shows no secret, and
-does not change the file (a damaged header copy is reported, not repaired).
+with its key derivation parameters, marked "weak" when they are below RFC 9106's
+minimum for memory-constrained use (64 MiB and 3 passes: guessing its passphrase
+is then fast). It needs no passphrase, shows no secret, and does not change the
+file (a damaged header copy is reported, not repaired).
 
 The header is authenticated only when the vault is unlocked, so this shows it
 as stored.`,
@@ -71,6 +74,12 @@ as stored.`,
 				return nil
 			}
 			printInfo(u, j)
+			for _, s := range j.Keyslots {
+				if s.Weak {
+					u.hintf("%s", weakHint)
+					break
+				}
+			}
 			for _, cp := range j.HeaderCopies {
 				if cp.Problem != "" {
 					u.warnf("%s: %s header copy: %s", args[0], cp.Copy, cp.Problem)
@@ -99,7 +108,7 @@ func toInfoJSON(info *container.Info) infoJSON {
 		j.HeaderCopies = append(j.HeaderCopies, copyJSON{Copy: c.name, Offset: c.s.Offset, Sequence: c.s.Sequence, OK: c.s.Problem == "", Problem: c.s.Problem})
 	}
 	for _, s := range info.Keyslots {
-		j.Keyslots = append(j.Keyslots, slotJSON{Slot: s.Slot, KDF: s.KDF, MemoryKiB: s.Memory, Iterations: s.Iterations, Threads: s.Threads, AEAD: s.Wrap})
+		j.Keyslots = append(j.Keyslots, slotJSON{Slot: s.Slot, KDF: s.KDF, MemoryKiB: s.Memory, Iterations: s.Iterations, Threads: s.Threads, AEAD: s.Wrap, Weak: s.Weak})
 	}
 	return j
 }
@@ -134,6 +143,10 @@ func printInfo(u *ui, j infoJSON) {
 		if s.KDF == "argon2id" {
 			kdfDesc = kdf.Params{Memory: s.MemoryKiB, Iterations: s.Iterations, Threads: s.Threads}.String()
 		}
-		u.printf("  slot %d:     %s, %s\n", s.Slot, kdfDesc, s.AEAD)
+		weak := ""
+		if s.Weak {
+			weak = ", weak"
+		}
+		u.printf("  slot %d:     %s, %s%s\n", s.Slot, kdfDesc, s.AEAD, weak)
 	}
 }

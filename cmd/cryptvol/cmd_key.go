@@ -34,12 +34,12 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 			if err != nil {
 				return err
 			}
-			v, err := u.unlock(args[0], &pf, nil, false)
+			v, err := u.unlock(c.Context(), args[0], &pf, nil, false)
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			pass, err := u.newSecret(pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
+			pass, err := u.newSecret(&pf, pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}
@@ -49,11 +49,13 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 				return err
 			}
 			u.printf("added a passphrase in keyslot %d\n", n)
+			u.warnWeak(args[0], n, params)
 			return nil
 		},
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "use this free keyslot (default: the lowest free one)")
 	pf.register(c, true)
+	pf.registerBudget(c)
 	kf.register(c)
 	return c
 }
@@ -76,7 +78,7 @@ A header backup taken earlier still holds the removed keyslot.`,
 			if !c.Flags().Changed("slot") {
 				return &usageError{"--slot is required (see `cryptvol info FILE` for the active keyslots)"}
 			}
-			v, err := u.unlock(args[0], &pf, nil, false)
+			v, err := u.unlock(c.Context(), args[0], &pf, nil, false)
 			if err != nil {
 				return err
 			}
@@ -90,5 +92,6 @@ A header backup taken earlier still holds the removed keyslot.`,
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "the keyslot to remove (required)")
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }

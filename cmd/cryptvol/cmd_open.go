@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -60,13 +61,13 @@ is right (0) or not (3).`,
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			if o.testOnly {
-				return testPassphrase(u, args[0], &o)
+				return testPassphrase(c.Context(), u, args[0], &o)
 			}
 			mp := ""
 			if len(args) == 2 {
 				mp = args[1]
 			}
-			return openVault(u, args[0], mp, &o)
+			return openVault(c.Context(), u, args[0], mp, &o)
 		},
 	}
 	f := c.Flags()
@@ -78,11 +79,12 @@ is right (0) or not (3).`,
 	f.StringVar(&o.mountOptions, "mount-options", "", "filesystem mount options, comma-separated (e.g. noatime)")
 	f.BoolVar(&o.allowDiscard, "allow-discard", false, "pass TRIM through to the vault file (reveals which sectors are free; see SECURITY.md)")
 	o.pf.register(c, false)
+	o.pf.registerBudget(c)
 	return c
 }
 
-func testPassphrase(u *ui, path string, o *openFlags) error {
-	v, err := u.unlock(path, &o.pf, slotList(o.slot), true)
+func testPassphrase(ctx context.Context, u *ui, path string, o *openFlags) error {
+	v, err := u.unlock(ctx, path, &o.pf, slotList(o.slot), true)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func needRoot(what string) error {
 		"run it with sudo; `cryptvol serve FILE --listen unix:PATH` exposes a vault over NBD without root")
 }
 
-func openVault(u *ui, path, mountPoint string, o *openFlags) error {
+func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags) error {
 	if err := needRoot("opening a vault"); err != nil {
 		return err
 	}
@@ -147,7 +149,7 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
 		}
 	}
-	v, err := u.unlock(abs, &o.pf, slotList(o.slot), o.readOnly)
+	v, err := u.unlock(ctx, abs, &o.pf, slotList(o.slot), o.readOnly)
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,12 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 			if err != nil {
 				return err
 			}
-			v, err := u.unlock(args[0], &pf, slotList(slot), false)
+			v, err := u.unlock(c.Context(), args[0], &pf, slotList(slot), false)
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			pass, err := u.newSecret(pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
+			pass, err := u.newSecret(&pf, pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}
@@ -43,11 +43,13 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 				return err
 			}
 			u.printf("changed the passphrase of keyslot %d\n", v.Slot())
+			u.warnWeak(args[0], v.Slot(), params)
 			return nil
 		},
 	}
 	c.Flags().IntVar(&slot, "slot", -1, "change this keyslot (its current passphrase is asked)")
 	pf.register(c, true)
+	pf.registerBudget(c)
 	kf.register(c)
 	return c
 }

@@ -53,7 +53,7 @@ not supported. An open vault is refused: close it first.`,
 			if open, _ := container.InUse(args[0]); open {
 				return withHint(fmt.Errorf("%s is open: it cannot grow while in use", args[0]), "close it first: cryptvol close "+args[0])
 			}
-			v, err := u.unlock(args[0], &pf, nil, false)
+			v, err := u.unlock(c.Context(), args[0], &pf, nil, false)
 			if err != nil {
 				return err
 			}
@@ -79,6 +79,7 @@ not supported. An open vault is refused: close it first.`,
 	c.Flags().StringVar(&size, "size", "", "the new usable size, e.g. 20G (required)")
 	c.Flags().StringVar(&fill, "fill", "sparse", "the new space: sparse, or random (written with encrypted random data)")
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }
 

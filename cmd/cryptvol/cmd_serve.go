@@ -43,6 +43,10 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 			if err != nil {
 				return err
 			}
+			budget, err := pf.unlockBudget()
+			if err != nil {
+				return err
+			}
 			if _, err := container.Inspect(args[0]); err != nil {
 				return err
 			}
@@ -59,7 +63,8 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 				u.warnf("%s", w)
 			}
 			vol, err := container.Open(args[0], pass, &container.OpenOptions{ReadOnly: readOnly, Slots: slotList(slot),
-				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
+				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
+				Context: c.Context(), Budget: budget})
 			wipeSecret(pass)
 			if err != nil {
 				return err
@@ -105,6 +110,7 @@ only when asked, and a warning is printed unless it is a loopback address.`,
 	f.BoolVar(&allowDiscard, "allow-discard", false, "honour TRIM by punching holes in the vault (reveals which sectors are free; see SECURITY.md)")
 	f.IntVar(&slot, "slot", -1, "try only this keyslot")
 	pf.register(c, false)
+	pf.registerBudget(c)
 	return c
 }
 

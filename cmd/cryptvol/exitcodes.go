@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/cryptvol/cryptvol/container"
+	"github.com/cryptvol/cryptvol/kdf"
 	"github.com/cryptvol/cryptvol/mount"
 )
 
@@ -71,6 +72,10 @@ func defaultHint(err error) string {
 		return "if you have a header backup: cryptvol header restore FILE BACKUP"
 	case errors.Is(err, container.ErrInUse):
 		return "`cryptvol list` shows open vaults; close it first"
+	case errors.Is(err, kdf.ErrBudget):
+		return "`cryptvol info FILE` shows what each keyslot costs; if you trust this vault, allow more with --unlock-budget SIZE (memory × passes, e.g. 512G)"
+	case errors.Is(err, container.ErrEmptySecret):
+		return "give a passphrase, or a keyfile with content (head -c 64 /dev/urandom > FILE)"
 	}
 	return ""
 }

@@ -63,3 +63,14 @@ func (k *kdfFlags) params(c *cobra.Command) (kdf.Params, error) {
 	}
 	return p, nil
 }
+
+// weakHint explains a weak keyslot (kdf.Params.Weak, docs/FORMAT.md §5).
+const weakHint = "a weak keyslot's key derivation (below 64 MiB of memory and 3 passes, RFC 9106's minimum for memory-constrained use) makes each guess at its passphrase cheap; `cryptvol passwd FILE --slot N` without --kdf-memory and --kdf-iterations re-derives it with the calibrated default (1 GiB, about 2 s)"
+
+// warnWeak warns when a new keyslot's parameters are weak.
+func (u *ui) warnWeak(path string, slot int, p kdf.Params) {
+	if p.Weak() {
+		u.warnf("%s: keyslot %d is weak (%s): guessing its passphrase is cheap", path, slot, p)
+		u.hintf("%s", weakHint)
+	}
+}

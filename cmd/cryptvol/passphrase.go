@@ -25,20 +25,41 @@ const maxPassphrase = 64 << 10
 // passphrase, from the terminal or a file, and keyfiles; and, for commands
 // that set a new one, the new passphrase and keyfiles.
 type secretFlags struct {
-	file        string // --passphrase-file: "" = terminal, "-" = stdin
-	keyfiles    []string
-	newFile     string // --new-passphrase-file
-	newKeyfiles []string
+	file            string // --passphrase-file: "" = terminal, "-" = stdin
+	keyfiles        []string
+	specialKeyfiles bool
+	newFile         string // --new-passphrase-file
+	newKeyfiles     []string
+	budget          string // --unlock-budget, "" for the default
 }
 
 // register adds the flags: the current secret, and with withNew the new one.
 func (p *secretFlags) register(c *cobra.Command, withNew bool) {
 	c.Flags().StringVar(&p.file, "passphrase-file", "", "read the passphrase from the first line of this file (- for standard input)")
 	c.Flags().StringArrayVar(&p.keyfiles, "keyfile", nil, "a keyfile, in addition to the passphrase (repeat for several; any order)")
+	c.Flags().BoolVar(&p.specialKeyfiles, "allow-special-keyfiles", false, fmt.Sprintf("accept keyfiles that are not regular files: pipes such as <(gpg -d key.gpg), devices (read up to %d MiB)", kdf.MaxKeyfileSize>>20))
 	if withNew {
 		c.Flags().StringVar(&p.newFile, "new-passphrase-file", "", "read the new passphrase from the first line of this file (- for standard input)")
 		c.Flags().StringArrayVar(&p.newKeyfiles, "new-keyfile", nil, "a keyfile for the new keyslot (repeat for several)")
 	}
+}
+
+// registerBudget adds --unlock-budget, for the commands that unlock a vault.
+func (p *secretFlags) registerBudget(c *cobra.Command) {
+	c.Flags().StringVar(&p.budget, "unlock-budget", "", fmt.Sprintf("the most key-derivation work one unlock may do, as memory × passes over all keyslots tried, e.g. 256G (default %s); raise it only for a vault you trust", kdf.DefaultBudget))
+}
+
+// unlockBudget parses --unlock-budget: a size in the units of --kdf-memory
+// (K, M, G, T), read as KiB of memory passes.
+func (p *secretFlags) unlockBudget() (kdf.Work, error) {
+	if p.budget == "" {
+		return 0, nil
+	}
+	b, err := parseSize(p.budget)
+	if err != nil || b < 1024 {
+		return 0, &usageError{fmt.Sprintf("--unlock-budget %q: want a size such as 128G (memory × passes)", p.budget)}
+	}
+	return kdf.Work(b / 1024), nil
 }
 
 func (p *secretFlags) check() error {
@@ -50,26 +71,32 @@ func (p *secretFlags) check() error {
 
 // secret reads what unlocks path: the passphrase (empty allowed: a slot may be
 // keyfile-only) and the keyfiles, checked before the prompt. The caller wipes
-// it (wipeSecret).
+// it (wipeSecret). Memory is locked first (protectMemory): the passphrase and
+// everything derived from it stay out of swap where the process may lock.
 func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
+	protectMemory()
 	prompt := "Enter passphrase for " + what + ": "
 	if len(p.keyfiles) > 0 {
 		prompt = "Enter passphrase for " + what + " (empty if none): "
 	}
-	if err := checkKeyfiles(p.keyfiles); err != nil {
+	s := container.Secret{Keyfiles: p.keyfiles, SpecialKeyfiles: p.specialKeyfiles}
+	if err := checkKeyfiles(s); err != nil {
 		return container.Secret{}, err
 	}
 	pass, err := u.readPassphrase(p.file, prompt)
 	if err != nil {
 		return container.Secret{}, err
 	}
-	return container.Secret{Passphrase: pass, Keyfiles: p.keyfiles}, nil
+	s.Passphrase = pass
+	return s, nil
 }
 
 // newSecret reads a new secret: a passphrase (from file, or typed twice after
 // prompt) and keyfiles. An empty passphrase is allowed only with keyfiles.
-func (u *ui) newSecret(file string, keyfiles []string, prompt string) (container.Secret, error) {
-	if err := checkKeyfiles(keyfiles); err != nil {
+func (u *ui) newSecret(p *secretFlags, file string, keyfiles []string, prompt string) (container.Secret, error) {
+	protectMemory()
+	s := container.Secret{Keyfiles: keyfiles, SpecialKeyfiles: p.specialKeyfiles}
+	if err := checkKeyfiles(s); err != nil {
 		return container.Secret{}, err
 	}
 	if len(keyfiles) > 0 {
@@ -80,15 +107,20 @@ func (u *ui) newSecret(file string, keyfiles []string, prompt string) (container
 	if err != nil {
 		return container.Secret{}, err
 	}
-	return container.Secret{Passphrase: pass, Keyfiles: keyfiles}, nil
+	s.Passphrase = pass
+	return s, nil
 }
 
 // checkKeyfiles reports an unusable keyfile before anything is asked.
-func checkKeyfiles(paths []string) error {
-	if len(paths) > kdf.MaxKeyfiles {
-		return &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(paths), kdf.MaxKeyfiles)}
+func checkKeyfiles(s container.Secret) error {
+	if len(s.Keyfiles) > kdf.MaxKeyfiles {
+		return &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(s.Keyfiles), kdf.MaxKeyfiles)}
 	}
-	if err := container.CheckKeyfiles(paths); err != nil {
+	err := s.CheckKeyfiles()
+	switch {
+	case errors.Is(err, container.ErrSpecialKeyfile):
+		return withHint(err, "to read a keyfile from a pipe or a device, add --allow-special-keyfiles")
+	case err != nil:
 		return withHint(err, "check the path; the keyfile must be the very same file as when the keyslot was made")
 	}
 	return nil

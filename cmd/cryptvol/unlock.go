@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 
@@ -9,8 +10,13 @@ import (
 
 // unlock asks for the passphrase of path and unlocks it, tolerating a vault
 // file the user may only read when readOnlyOK (then nothing is repaired).
-// Repair notices become warnings.
-func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) (*container.Vault, error) {
+// Repair notices become warnings. ctx (the command's: Ctrl-C cancels it)
+// stops the key derivation, and --unlock-budget bounds it.
+func (u *ui) unlock(ctx context.Context, path string, pf *secretFlags, slots []int, readOnlyOK bool) (*container.Vault, error) {
+	budget, err := pf.unlockBudget()
+	if err != nil {
+		return nil, err
+	}
 	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
 		return nil, err
 	}
@@ -19,7 +25,8 @@ func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) 
 		return nil, err
 	}
 	defer wipeSecret(pass)
-	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) }}
+	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) },
+		Context: ctx, Budget: budget}
 	v, err := container.Unlock(path, pass, opts)
 	if readOnlyOK && errors.Is(err, os.ErrPermission) {
 		opts.ReadOnly = true

@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -136,7 +137,7 @@ func build(sectorSize uint32, dataSize uint64, slots []slotSpec) (Vault, []byte,
 		if err != nil {
 			return v, nil, err
 		}
-		kek, err := kdf.Derive(secret, slot.Salt[:], s.params)
+		kek, err := kdf.Derive(context.Background(), secret, slot.Salt[:], s.params)
 		if err != nil {
 			return v, nil, err
 		}

@@ -15,6 +15,7 @@ package hostile
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -441,7 +442,7 @@ func (m *mutator) wrap(mk []byte, uuid [16]byte) (header.Slot, error) {
 	if err != nil {
 		return s, err
 	}
-	kek, err := kdf.Derive(m.base.Passphrase, s.Salt[:], tinyKDF)
+	kek, err := kdf.Derive(context.Background(), m.base.Passphrase, s.Salt[:], tinyKDF)
 	if err != nil {
 		return s, err
 	}
