@@ -39,7 +39,9 @@ type CreateOptions struct {
 	// Progress, if set, is called as the random fill advances.
 	Progress func(done, total int64)
 	// Force replaces an existing file (atomically, once the new vault is
-	// complete); without it Create fails with ErrExists.
+	// complete); without it Create fails with ErrExists. A vault that is
+	// open (its data locked by Open: a server has it) is not replaced:
+	// ErrInUse, since its writes would go on into the replaced file.
 	Force bool
 	// Format, if set, is called with the new volume before the vault gets its
 	// name, to make a filesystem in it; if it fails, nothing is created.
@@ -62,6 +64,15 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 	}
 	if len(s.Passphrase) == 0 && len(s.Keyfiles) == 0 {
 		return nil, errors.New("the passphrase is empty")
+	}
+	if o.Force {
+		old, err := holdReplaced(path)
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			defer old.Close()
+		}
 	}
 
 	mk := memguard.NewBuffer(header.MasterKeySize)

@@ -64,3 +64,30 @@ func InUse(path string) (bool, error) {
 	}
 	return lk.Type != unix.F_UNLCK, nil
 }
+
+// holdReplaced takes the data lock of the vault that a forced Create is about
+// to replace, and keeps it (until the returned file is closed) so that no one
+// opens it meanwhile. A vault that is open already is ErrInUse. A path that
+// does not exist, is not a regular file or cannot be opened for writing
+// (then the lock is only tested) gives a nil file.
+func holdReplaced(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if open, _ := InUse(path); open {
+			return nil, fmt.Errorf("%s: %w: close it before replacing it", path, ErrInUse)
+		}
+		return nil, nil
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil
+	}
+	if err := lockByte(f, dataLockByte, true, false); err != nil {
+		f.Close()
+		if errors.Is(err, ErrInUse) {
+			return nil, fmt.Errorf("%s: %w: close it before replacing it", path, err)
+		}
+		return nil, err
+	}
+	return f, nil
+}

@@ -192,3 +192,25 @@ func TestKeyfileRules(t *testing.T) {
 		t.Errorf("/dev/zero allowed: %v", err)
 	}
 }
+
+// TestCreateForceRefusesOpenVault: replacing a vault that is open read-write
+// would leave its writes going to the replaced file: refused.
+func TestCreateForceRefusesOpenVault(t *testing.T) {
+	path, vol := create(t, 8192, 4096, "zero")
+	_, err := Create(context.Background(), path, Passphrase([]byte("new")), &CreateOptions{Size: 8192, KDF: tiny, Force: true})
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("create --force over an open vault: %v", err)
+	}
+	vol.Close()
+	if !opens(t, path, "zero") {
+		t.Fatal("the open vault was replaced")
+	}
+	nv, err := Create(context.Background(), path, Passphrase([]byte("new")), &CreateOptions{Size: 8192, KDF: tiny, Force: true})
+	if err != nil {
+		t.Fatalf("create --force over a closed vault: %v", err)
+	}
+	nv.Close()
+	if !opens(t, path, "new") {
+		t.Fatal("not replaced")
+	}
+}

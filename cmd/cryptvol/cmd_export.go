@@ -22,8 +22,11 @@ func newExportCommand(u *ui) *cobra.Command {
 		Short: "Write a vault's decrypted contents to a file (plaintext!)",
 		Long: `Decrypt the whole vault into OUT, a raw disk image (or - for standard output),
 the reverse of 'cryptvol create --from'. OUT is PLAINTEXT: anyone who reads it
-reads everything in the vault. It is created with mode 0600 and left sparse where
-the vault's contents are zero. The vault must not be open read-write.`,
+reads everything in the vault. It is created with mode 0600 after the passphrase
+is given (never through a symbolic link, never into a file that appeared
+meanwhile), and left sparse where the vault's contents are zero. With --force an
+existing OUT is replaced by a new file (a device is written in place). OUT may
+not be the vault itself. The vault must not be open read-write.`,
 		Example: `  cryptvol export vault.cv disk.img
   cryptvol export vault.cv - | ssh backup 'cat > disk.img'`,
 		Args: exactArgs(2, "a vault file and an output file (or -)"),
@@ -33,8 +36,15 @@ the vault's contents are zero. The vault must not be open read-write.`,
 				if f, ok := u.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 					return withHint(errors.New("refusing to write a disk image to the terminal"), "redirect standard output, or give a file name")
 				}
-			} else if !force && fileExists(out) {
-				return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
+			} else {
+				// Checked again when OUT is created, after the prompt:
+				// here only to fail before asking.
+				if err := notTheVault(out, args[0]); err != nil {
+					return err
+				}
+				if !force && fileExists(out) {
+					return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
+				}
 			}
 			budget, err := pf.unlockBudget()
 			if err != nil {
@@ -59,32 +69,28 @@ the vault's contents are zero. The vault must not be open read-write.`,
 			}
 			defer vol.Close()
 			var w io.Writer = u.stdout
-			var f *os.File
+			var o *output
 			if out != "-" {
-				f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-				if err != nil {
+				if o, err = createOutput(out, force, args[0]); err != nil {
 					return err
 				}
-				defer f.Close()
-				w = f
+				w = o.File()
 			}
 			u.warnf("%s holds the contents of %s UNENCRYPTED: protect it, and delete it when done", out, args[0])
 			progress, finish := u.progress("exporting")
 			err = vol.Export(c.Context(), w, progress)
 			finish()
-			if err != nil {
-				if f != nil {
-					os.Remove(out)
+			if o != nil {
+				if err == nil {
+					err = o.Commit()
 				}
-				return err
-			}
-			if f != nil {
-				if err := f.Sync(); err != nil {
+				if err != nil {
+					o.Abort()
 					return err
 				}
 				u.printf("exported %s (%s) to %s\n", args[0], humanBytes(vol.Size()), out)
 			}
-			return nil
+			return err
 		},
 	}
 	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")

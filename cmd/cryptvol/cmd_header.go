@@ -28,8 +28,10 @@ func newHeaderBackupCommand(u *ui) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "backup FILE OUT",
 		Short: "Save the header (keyslots) to a file",
-		Long: `Write the vault's 4096-byte header to OUT (mode 0600). If both header copies in
-the vault are ever damaged, 'cryptvol header restore' brings the vault back.
+		Long: `Write the vault's 4096-byte header to OUT (a new file, mode 0600; with --force
+an existing OUT is replaced, never written through; OUT may not be the vault
+itself). If both header copies in the vault are ever damaged, 'cryptvol header
+restore' brings the vault back.
 
 The backup holds the keyslots as they are now: every current passphrase opens
 the vault with it, even after you change or remove that passphrase in the vault.
@@ -40,15 +42,15 @@ Keep it as safe as the vault itself.`,
 			if err != nil {
 				return err
 			}
-			flag := os.O_EXCL
-			if force {
-				flag = os.O_TRUNC
+			o, err := createOutput(args[1], force, args[0])
+			if err != nil {
+				return err
 			}
-			err = writeFileDurably(args[1], raw, flag)
-			if errors.Is(err, os.ErrExist) {
-				return withHint(fmt.Errorf("%s: %w", args[1], container.ErrExists), "pass --force to overwrite it")
+			if _, err = o.File().Write(raw); err == nil {
+				err = o.Commit()
 			}
 			if err != nil {
+				o.Abort()
 				return err
 			}
 			u.printf("saved the header of %s to %s\n", args[0], args[1])

@@ -63,7 +63,7 @@ for its state over its control socket.`,
 				if mp == "" {
 					mp = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.File, e.Device, mp, e.Via, mode, e.PID, e.State)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", printableArgs([]any{e.File, e.Device, mp, e.Via, mode, e.PID, e.State})...)
 			}
 			return tw.Flush()
 		},

@@ -83,6 +83,8 @@ func TestE2E(t *testing.T) {
 			"fill-until-error": cmdFillUntilError,
 			"check-filled":     cmdCheckFilled,
 			"overlap-writes":   cmdOverlapWrites,
+			"hold-weird":       cmdHoldWeird,
+			"release-weird":    cmdReleaseWeird,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -346,4 +348,54 @@ func cmdRandomFile(ts *testscript.TestScript, neg bool, args []string) {
 	b := make([]byte, n)
 	rand.Read(b)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o600))
+}
+
+// weirdName and weirdProgram are a file name and a process name made of
+// terminal escape sequences and a newline, as another user could choose them.
+const (
+	weirdName    = "evil\x1b[2J\x1b]0;pwned\x07\nname"
+	weirdProgram = "\x1b]0;x\x07sl"
+)
+
+var (
+	weirdMu    sync.Mutex
+	weirdProcs = map[*testscript.TestScript]*exec.Cmd{}
+)
+
+// hold-weird DIR: start a process named weirdProgram (sleep, run through a
+// symbolic link of that name) whose working directory is DIR and which holds
+// DIR/weirdName open: a busy mount whose holders have hostile names.
+func cmdHoldWeird(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: hold-weird DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	f, err := os.Create(filepath.Join(dir, weirdName))
+	ts.Check(err)
+	defer f.Close()
+	sleep, err := exec.LookPath("sleep")
+	ts.Check(err)
+	link := filepath.Join(ts.MkAbs("."), weirdProgram)
+	ts.Check(os.Symlink(sleep, link))
+	c := exec.Command(link, "600")
+	c.Dir, c.Stdin = dir, f
+	ts.Check(c.Start())
+	weirdMu.Lock()
+	weirdProcs[ts] = c
+	weirdMu.Unlock()
+	ts.Defer(func() { c.Process.Kill(); c.Wait() })
+	time.Sleep(200 * time.Millisecond) // until it runs as its own program
+}
+
+// release-weird: stop the process hold-weird started.
+func cmdReleaseWeird(ts *testscript.TestScript, neg bool, args []string) {
+	weirdMu.Lock()
+	c := weirdProcs[ts]
+	delete(weirdProcs, ts)
+	weirdMu.Unlock()
+	if neg || c == nil {
+		ts.Fatalf("usage: release-weird (after hold-weird)")
+	}
+	c.Process.Kill()
+	c.Wait()
 }

@@ -34,7 +34,15 @@ func run(args []string, u *ui) int {
 		return exitOK
 	}
 	msg := err.Error()
-	fmt.Fprintf(u.stderr, "cryptvol: error: %s\n", msg)
+	// Several errors joined (close --all) get a line each; a newline inside
+	// one is shown escaped, as everything from outside is (see ui.go).
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		fmt.Fprintf(u.stderr, "cryptvol: error: %s\n", printable(e.Error()))
+	}
 	var h *hinted
 	if errors.As(err, &h) {
 		u.hintf("%s", h.hint)

@@ -45,6 +45,7 @@ func TestScripts(t *testing.T) {
 		Setup:               func(env *testscript.Env) error { env.Setenv("GORACE", noRaceExitSleep); return nil },
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"benchjson":   cmdBenchJSON,
+			"wait-socket": cmdWaitSocket,
 			"exits":       cmdExits,
 			"patch":       cmdPatch,
 			"truncate":    cmdTruncate,

@@ -265,7 +265,7 @@ func askTerminal(prompt string) ([]byte, error) {
 		return nil, errNoTerminal
 	}
 	defer term.Restore(fd, state)
-	fmt.Fprint(tty, prompt)
+	fmt.Fprint(tty, printable(prompt))
 	p, err := term.ReadPassword(fd)
 	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line
 	if err != nil {
@@ -281,7 +281,7 @@ func askConfirm(question string) (bool, error) {
 		return false, withHint(errors.New("no terminal to ask for confirmation"), "pass --yes to confirm")
 	}
 	defer tty.Close()
-	fmt.Fprintf(tty, "%s Type \"yes\" to continue: ", question)
+	fmt.Fprintf(tty, "%s Type \"yes\" to continue: ", printable(question))
 	line, err := readLine(tty, 1024)
 	if err != nil {
 		return false, err
