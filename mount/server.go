@@ -41,6 +41,8 @@ type server struct {
 	state State
 	ctl   *net.UnixListener
 
+	mounted bool // the filesystem was mounted on state.MountPoint
+
 	mu      sync.Mutex     // serialises shutdown attempts
 	closed  chan struct{}  // closed once the vault is closed
 	replies sync.WaitGroup // control requests being answered
@@ -94,9 +96,19 @@ func (s *server) start() error {
 	if err := s.reg.Write(s.state); err != nil {
 		return err
 	}
-	if mp := s.cfg.MountPoint; mp != "" {
-		if err := os.MkdirAll(mp, 0o755); err != nil {
-			return fmt.Errorf("creating the mount point: %w", err)
+	if s.cfg.MountPoint != "" {
+		// The mount point is opened (a symbolic link refused) and mounted on
+		// by its descriptor, so that no one who may write a directory on its
+		// path can redirect the mount; its resolved path is recorded, which
+		// is what mountinfo shows and what close looks for.
+		mp, err := fsys.OpenMountPoint(s.cfg.MountPoint, 0o755)
+		if err != nil {
+			return err
+		}
+		defer mp.Close()
+		s.state.MountPoint = mp.Path()
+		if err := s.reg.Write(s.state); err != nil {
+			return err
 		}
 		fstype, err := fsys.Probe(s.state.Device)
 		if err != nil {
@@ -106,10 +118,11 @@ func (s *server) start() error {
 		if fstype == "vfat" && s.cfg.VFATOptions != "" {
 			opts = strings.Trim(opts+","+s.cfg.VFATOptions, ",")
 		}
-		if err := fsys.Mount(s.state.Device, mp, fstype, s.cfg.ReadOnly, opts); err != nil {
+		if err := fsys.MountOn(s.state.Device, mp, fstype, s.cfg.ReadOnly, opts); err != nil {
 			return err
 		}
-		s.log("mounted %s (%s) on %s", s.state.Device, fstype, mp)
+		s.mounted = true
+		s.log("mounted %s (%s) on %s", s.state.Device, fstype, mp.Path())
 	}
 	s.ctl, err = listenControl(s.reg.SocketPath(s.cfg.ID))
 	if err != nil {
@@ -124,10 +137,8 @@ func (s *server) undo() {
 	if s.ctl != nil {
 		s.ctl.Close()
 	}
-	if s.cfg.MountPoint != "" {
-		if ok, _ := fsys.IsMounted(s.cfg.MountPoint); ok && s.att != nil {
-			fsys.Unmount(s.cfg.MountPoint, false)
-		}
+	if s.mounted {
+		fsys.Unmount(s.state.MountPoint, false)
 	}
 	if s.att != nil {
 		if err := s.att.Close(); err != nil {
@@ -183,7 +194,7 @@ func (s *server) shutdown(force bool) controlReply {
 	if s.state.Closing {
 		return controlReply{OK: true, Deferred: true}
 	}
-	if mp := s.cfg.MountPoint; mp != "" {
+	if mp := s.state.MountPoint; s.mounted {
 		if ok, _ := fsys.IsMounted(mp); ok {
 			if force {
 				syncfs(mp) // flush what can be flushed before it leaves the tree

@@ -145,6 +145,10 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 		if mountPoint, err = filepath.Abs(mountPoint); err != nil {
 			return err
 		}
+		// Checked again, race-free, where the server opens it.
+		if err := fsys.CheckMountPoint(mountPoint); err != nil {
+			return withHint(err, "mount on the directory it points to, if that is where you want the vault: a mount point that is a link could be pointed elsewhere by whoever may change it")
+		}
 		if ok, _ := fsys.IsMounted(mountPoint); ok {
 			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
 		}

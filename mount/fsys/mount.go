@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -39,8 +41,105 @@ var mountFlagWords = map[string]struct {
 	"defaults": {0, true},
 }
 
+// ErrSymlinkMountPoint is a mount point whose last component is a symbolic
+// link: mount(2) would follow it, and whoever may write the directory that
+// holds it could point it anywhere (/etc/cron.d).
+var ErrSymlinkMountPoint = errors.New("is a symbolic link: give the directory itself")
+
+// MountPoint is a directory opened to mount a filesystem on: a descriptor of
+// the directory itself (O_PATH|O_NOFOLLOW|O_DIRECTORY) and the path it had
+// when opened, symbolic links resolved. A filesystem mounted with MountOn lands
+// on that very directory, whatever is renamed or replaced along its path
+// meanwhile.
+type MountPoint struct {
+	fd   int
+	path string
+}
+
+// OpenMountPoint opens dir to mount on, creating it and its missing parents
+// with mode perm. Its last component may not be a symbolic link
+// (ErrSymlinkMountPoint); symbolic links among its parents are resolved, and
+// Path is the result: what mountinfo will show.
+func OpenMountPoint(dir string, perm os.FileMode) (*MountPoint, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	if abs == "/" {
+		return nil, errors.New("mount point: refusing to mount on /")
+	}
+	parent := filepath.Dir(abs)
+	if err := os.MkdirAll(parent, perm); err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	if parent, err = filepath.EvalSymlinks(parent); err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	path := filepath.Join(parent, filepath.Base(abs))
+	if err := CheckMountPoint(path); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(path, perm); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	// O_DIRECTORY with O_NOFOLLOW fails (ENOTDIR) on a symbolic link put in
+	// the directory's place since the check above.
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) {
+		if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
+			err = ErrSymlinkMountPoint
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mount point %s: %w", path, err)
+	}
+	m := &MountPoint{fd: fd, path: path}
+	// A parent replaced by a link between resolving and opening would have
+	// led elsewhere: the kernel says where the descriptor is.
+	if at, err := os.Readlink(m.procPath()); err != nil || at != path {
+		m.Close()
+		return nil, fmt.Errorf("mount point %s changed while it was opened (now %s)", path, at)
+	}
+	return m, nil
+}
+
+// CheckMountPoint reports a mount point that OpenMountPoint would refuse for
+// being a symbolic link, without creating or opening anything.
+func CheckMountPoint(dir string) error {
+	if st, err := os.Lstat(dir); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("mount point %s %w", dir, ErrSymlinkMountPoint)
+	}
+	return nil
+}
+
+// Path is the mount point's path, symbolic links resolved.
+func (m *MountPoint) Path() string { return m.path }
+
+func (m *MountPoint) procPath() string { return "/proc/self/fd/" + strconv.Itoa(m.fd) }
+
+// Close releases the descriptor (a filesystem mounted on it stays).
+func (m *MountPoint) Close() error {
+	if m.fd < 0 {
+		return nil
+	}
+	err := unix.Close(m.fd)
+	m.fd = -1
+	return err
+}
+
 // Mount mounts the filesystem on the block device dev at dir, creating dir
-// (mode 0700) if it is missing. An empty fstype is found with Probe.
+// (mode 0700) if it is missing: OpenMountPoint and MountOn.
+func Mount(dev, dir, fstype string, readOnly bool, options string) error {
+	mp, err := OpenMountPoint(dir, 0o700)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", dev, err)
+	}
+	defer mp.Close()
+	return MountOn(dev, mp, fstype, readOnly, options)
+}
+
+// MountOn mounts the filesystem on the block device dev (or a source such as
+// "tmpfs") on the directory mp holds. An empty fstype is found with Probe.
 //
 // The mount is nosuid and nodev unless options say "suid" or "dev": a volume
 // may come from someone else, and a set-uid root program or a device node in
@@ -48,7 +147,15 @@ var mountFlagWords = map[string]struct {
 // list as for mount -o; the generic words (ro, noexec, noatime, sync, ...)
 // become mount flags, the rest is passed to the filesystem. readOnly, or "ro"
 // in options, mounts read-only.
-func Mount(dev, dir, fstype string, readOnly bool, options string) error {
+//
+// It uses the mount API of Linux 5.2 (fsopen, fsconfig, fsmount and
+// move_mount onto the descriptor), and mount(2) onto /proc/self/fd/N, which
+// resolves to the same directory, on kernels without it.
+func MountOn(dev string, mp *MountPoint, fstype string, readOnly bool, options string) error {
+	return mountOn(dev, mp, fstype, readOnly, options, true)
+}
+
+func mountOn(dev string, mp *MountPoint, fstype string, readOnly bool, options string, newAPI bool) error {
 	if fstype == "" {
 		var err error
 		if fstype, err = Probe(dev); err != nil {
@@ -59,18 +166,115 @@ func Mount(dev, dir, fstype string, readOnly bool, options string) error {
 	if readOnly {
 		flags |= unix.MS_RDONLY
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("mount %s: create mount point: %w", dev, err)
+	try := func(fstype string) error {
+		if newAPI {
+			err := fsmountOn(dev, mp, fstype, flags, data)
+			if !errors.Is(err, unix.ENOSYS) {
+				return err
+			}
+		}
+		return unix.Mount(dev, mp.procPath(), fstype, flags, data)
 	}
-	err := unix.Mount(dev, dir, fstype, flags, data)
+	err := try(fstype)
 	if errors.Is(err, unix.ENODEV) && (fstype == "ext2" || fstype == "ext3") {
 		// Kernels without the old drivers mount both with ext4.
-		err = unix.Mount(dev, dir, "ext4", flags, data)
+		err = try("ext4")
 	}
 	if err != nil {
-		return fmt.Errorf("mount %s on %s (%s): %w", dev, dir, fstype, err)
+		return fmt.Errorf("mount %s on %s (%s): %w", dev, mp.path, fstype, err)
 	}
 	return nil
+}
+
+// fsmountOn mounts with the new mount API: flags are split into the
+// superblock's flags (fsconfig) and the mount's attributes (fsmount), data
+// into fsconfig parameters. Its error carries the filesystem's own message,
+// where it gave one.
+func fsmountOn(dev string, mp *MountPoint, fstype string, flags uintptr, data string) error {
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fsfd)
+	set := func(key, value string) error {
+		var err error
+		if value == "" {
+			err = unix.FsconfigSetFlag(fsfd, key)
+		} else {
+			err = unix.FsconfigSetString(fsfd, key, value)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w%s", key, err, fsMessages(fsfd))
+		}
+		return nil
+	}
+	if err := set("source", dev); err != nil {
+		return err
+	}
+	var attrs int
+	for _, f := range []struct {
+		flag uintptr
+		sb   string // superblock flag, for fsconfig
+		attr int    // mount attribute, for fsmount
+	}{
+		{unix.MS_RDONLY, "ro", unix.MOUNT_ATTR_RDONLY},
+		{unix.MS_NOSUID, "", unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, "", unix.MOUNT_ATTR_NODEV},
+		{unix.MS_NOEXEC, "", unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NOATIME, "", unix.MOUNT_ATTR_NOATIME},
+		{unix.MS_STRICTATIME, "", unix.MOUNT_ATTR_STRICTATIME},
+		{unix.MS_NODIRATIME, "", unix.MOUNT_ATTR_NODIRATIME},
+		{unix.MS_SYNCHRONOUS, "sync", 0},
+		{unix.MS_DIRSYNC, "dirsync", 0},
+		{unix.MS_LAZYTIME, "lazytime", 0},
+		{unix.MS_SILENT, "silent", 0},
+	} {
+		if flags&f.flag == 0 {
+			continue
+		}
+		attrs |= f.attr
+		if f.sb != "" {
+			if err := set(f.sb, ""); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range strings.Split(data, ",") {
+		if o == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(o, "=")
+		if err := set(k, v); err != nil {
+			return err
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("%w%s", err, fsMessages(fsfd))
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fmt.Errorf("%w%s", err, fsMessages(fsfd))
+	}
+	defer unix.Close(mfd)
+	return unix.MoveMount(mfd, "", mp.fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// fsMessages reads what the filesystem logged into its fs context ("e ext4:
+// ..."), for an error message.
+func fsMessages(fsfd int) string {
+	var msgs []string
+	buf := make([]byte, 1024)
+	for range 8 {
+		n, err := unix.Read(fsfd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(msgs, "; ") + ")"
 }
 
 // splitMountOptions separates mount(2) flags from filesystem options.

@@ -158,3 +158,90 @@ func TestUnmountLazyWhileBusy(t *testing.T) {
 		t.Errorf("open file after a lazy unmount: %v", err)
 	}
 }
+
+// TestOpenMountPointRefusesSymlink: a mount point that is a symbolic link is
+// refused (mount(2) would follow it wherever it points); links among its
+// parents are resolved into Path.
+func TestOpenMountPointRefusesSymlink(t *testing.T) {
+	e2e.Root(t)
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	os.Mkdir(target, 0o755)
+	link := filepath.Join(dir, "link")
+	os.Symlink(target, link)
+	if _, err := OpenMountPoint(link, 0o755); !errors.Is(err, ErrSymlinkMountPoint) {
+		t.Fatalf("a symbolic link to a directory: %v", err)
+	}
+	if err := Mount("tmpfs", link, "tmpfs", false, "size=1m"); !errors.Is(err, ErrSymlinkMountPoint) {
+		t.Fatalf("Mount through a symbolic link: %v", err)
+	}
+	if ok, _ := IsMounted(target); ok {
+		unix.Unmount(target, 0)
+		t.Fatal("mounted on the link's target")
+	}
+	dangling := filepath.Join(dir, "dangling")
+	os.Symlink(filepath.Join(dir, "nowhere"), dangling)
+	if _, err := OpenMountPoint(dangling, 0o755); !errors.Is(err, ErrSymlinkMountPoint) {
+		t.Fatalf("a dangling symbolic link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nowhere")); err == nil {
+		t.Fatal("the dangling link's target was created")
+	}
+	mp, err := OpenMountPoint(filepath.Join(link, "sub"), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mp.Close()
+	if mp.Path() != filepath.Join(target, "sub") {
+		t.Fatalf("Path() = %s, want %s", mp.Path(), filepath.Join(target, "sub"))
+	}
+}
+
+// TestMountOnFollowsTheDirectory: between opening a mount point and mounting,
+// its directory is renamed and a symbolic link to somewhere else put in its
+// place: the filesystem lands on the directory that was opened, not where the
+// link points. Both the new mount API and the mount(2) fallback.
+func TestMountOnFollowsTheDirectory(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	for _, newAPI := range []bool{true, false} {
+		dir, _ := filepath.EvalSymlinks(t.TempDir())
+		a, b, elsewhere := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "elsewhere")
+		os.Mkdir(elsewhere, 0o755)
+		mp, err := OpenMountPoint(a, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(a, b); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(elsewhere, a)
+		err = mountOn("tmpfs", mp, "tmpfs", true, "size=1m,noexec", newAPI)
+		mp.Close()
+		if err != nil {
+			t.Fatalf("newAPI=%v: %v", newAPI, err)
+		}
+		if ok, _ := IsMounted(elsewhere); ok {
+			unix.Unmount(elsewhere, 0)
+			t.Fatalf("newAPI=%v: mounted where the link points", newAPI)
+		}
+		m, ok, err := MountAt(b)
+		if err != nil || !ok {
+			t.Fatalf("newAPI=%v: not mounted on the opened directory: %v", newAPI, err)
+		}
+		for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
+			if !strings.Contains(","+m.Options+",", ","+o+",") {
+				t.Errorf("newAPI=%v: mount options %q lack %s", newAPI, m.Options, o)
+			}
+		}
+		if !strings.Contains(m.SuperOptions, "size=1024k") {
+			t.Errorf("newAPI=%v: filesystem options %q lack size=1024k", newAPI, m.SuperOptions)
+		}
+		if err := Unmount(b, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
