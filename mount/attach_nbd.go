@@ -3,6 +3,11 @@ package mount
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cryptvol/cryptvol/container"
@@ -47,6 +52,27 @@ func (a *nbdAttachment) Close() error {
 		return err
 	}
 	return errors.Join(a.dev.Detach(), a.srv.Close())
+}
+
+// sysBlock is where the kernel shows block devices.
+const sysBlock = "/sys/block"
+
+// nbdTask returns the id of the task serving the NBD device dev, as
+// sysBlock/nbdN/pid shows it (the thread that runs NBD_DO_IT), or 0 if the
+// device is not connected.
+func nbdTask(sysBlock, dev string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(sysBlock, filepath.Base(dev), "pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("nbd: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("nbd: %s/pid: %q is not a task id", dev, b)
+	}
+	return pid, nil
 }
 
 // disconnectKernelNBD disconnects a /dev/nbdN left connected by a server that

@@ -33,16 +33,17 @@ const (
 
 // Close closes the open vault st: asks its server to unmount, flush, detach
 // and exit, and waits until it has; or, if the server died, cleans up what it
-// left. A busy filesystem is refused with a *fsys.BusyError naming its
-// holders (nothing changed) unless force, which unmounts it lazily. A server
-// that does not answer is ErrServerGone.
-func Close(ctx context.Context, reg Registry, st State, force bool) (CloseResult, error) {
+// left, and returns CleanupStale's notes. A busy filesystem is refused with a
+// *fsys.BusyError naming its holders (nothing changed) unless force, which
+// unmounts it lazily. A server that does not answer is ErrServerGone.
+func Close(ctx context.Context, reg Registry, st State, force bool) (CloseResult, []string, error) {
 	if !st.Alive() {
-		if err := reg.CleanupStale(st, force); err != nil {
-			return 0, err
+		notes, err := reg.CleanupStale(st, force)
+		if err != nil {
+			return 0, notes, err
 		}
 		reg.RemoveLog(st.ID)
-		return CleanedUp, nil
+		return CleanedUp, notes, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
@@ -51,16 +52,16 @@ func Close(ctx context.Context, reg Registry, st State, force bool) (CloseResult
 		return Close(ctx, reg, st, force)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w (pid %d)", err, st.PID)
+		return 0, nil, fmt.Errorf("%w (pid %d)", err, st.PID)
 	}
 	if !rep.OK {
 		if rep.Busy {
-			return 0, &fsys.BusyError{Dir: st.MountPoint, Holders: rep.Holders, Err: errors.New(rep.Error)}
+			return 0, nil, &fsys.BusyError{Dir: st.MountPoint, Holders: rep.Holders, Err: errors.New(rep.Error)}
 		}
-		return 0, errors.New(rep.Error)
+		return 0, nil, errors.New(rep.Error)
 	}
 	if rep.Deferred {
-		return Deferred, nil
+		return Deferred, nil, nil
 	}
 	// The server replies, then exits; wait for it, so that when Close
 	// returns nothing of the vault is left.
@@ -68,7 +69,7 @@ func Close(ctx context.Context, reg Registry, st State, force bool) (CloseResult
 		time.Sleep(20 * time.Millisecond)
 	}
 	reg.RemoveLog(st.ID)
-	return Closed, nil
+	return Closed, nil, nil
 }
 
 // Liveness is what Status found of an open vault's server.

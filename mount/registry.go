@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cryptvol/cryptvol/mount/loopdev"
 )
 
 // Registry is the directory where open vaults are recorded: for each, a state
@@ -50,6 +52,11 @@ type State struct {
 	PIDStart   uint64    `json:"pid_start"` // start time in /proc/PID/stat, against pid reuse
 	Started    time.Time `json:"started"`
 	Closing    bool      `json:"closing,omitempty"` // lazily unmounted, waiting for its last user
+	// What makes Device this vault's, checked before a cleanup after the
+	// server died touches it (CleanupStale): the loop device's backing file
+	// (the FUSE file), or the task the kernel shows serving the NBD device.
+	Backing *loopdev.BackingFile `json:"backing,omitempty"`
+	NBDPid  int                  `json:"nbd_pid,omitempty"`
 }
 
 // newID returns a fresh id for an open vault: a prefix of its uuid (so a

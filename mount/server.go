@@ -92,6 +92,9 @@ func (s *server) start() error {
 		return err
 	}
 	s.state.Device = s.att.DevicePath()
+	if err := s.recordOwner(); err != nil {
+		return err
+	}
 	s.log("attached %s as %s via %s", s.cfg.File, s.state.Device, s.cfg.Via)
 	if err := s.reg.Write(s.state); err != nil {
 		return err
@@ -129,6 +132,26 @@ func (s *server) start() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	go serveControl(s.ctl, &s.replies, s.handle)
+	return nil
+}
+
+// recordOwner notes in the state what identifies the device as this vault's
+// (State.Backing, State.NBDPid), for a cleanup after this process died.
+func (s *server) recordOwner() error {
+	switch a := s.att.(type) {
+	case *loopAttachment:
+		b, err := a.Loop().Backing()
+		if err != nil {
+			return err
+		}
+		s.state.Backing = &b
+	case *nbdAttachment:
+		pid, err := nbdTask(sysBlock, a.DevicePath())
+		if err != nil {
+			return err
+		}
+		s.state.NBDPid = pid
+	}
 	return nil
 }
 

@@ -3,7 +3,11 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/cryptvol/cryptvol/mount/fsys"
 	"github.com/cryptvol/cryptvol/mount/fusefile"
@@ -16,19 +20,29 @@ import (
 // the server had flushed are in the vault file already; the vault opens again
 // afterwards. The caller must have checked that the server is dead (!s.Alive()).
 // A filesystem still in use is refused (*fsys.BusyError) unless lazy.
-func (r Registry) CleanupStale(s State, lazy bool) error {
+//
+// The recorded device may have been reused by someone else since the server
+// died (a loop device detaches itself once its filesystem is unmounted, and
+// an NBD device is free once let go): before unmounting or detaching it,
+// CleanupStale checks that it still is this vault's (ownsDevice). One that is
+// not is left alone, and the returned notes say so.
+func (r Registry) CleanupStale(s State, lazy bool) (notes []string, err error) {
 	if s.Alive() {
-		return fmt.Errorf("the server of %s (pid %d) is running: close it instead", s.File, s.PID)
+		return nil, fmt.Errorf("the server of %s (pid %d) is running: close it instead", s.File, s.PID)
 	}
 	var devices []string
 	if s.Device != "" {
-		devices = append(devices, s.Device)
+		if ok, why := r.ownsDevice(s, sysBlock); ok {
+			devices = append(devices, s.Device)
+		} else if why != "" {
+			notes = append(notes, fmt.Sprintf("%s %s, not by this vault: left alone", s.Device, why))
+		}
 	}
 	fuseFile := filepath.Join(r.FUSEDir(s.ID), fusefile.FileName)
 	if s.Via == ViaLoop {
 		if loops, err := loopdev.BackedBy(fuseFile); err == nil {
 			for _, l := range loops {
-				if l != s.Device {
+				if !slices.Contains(devices, l) {
 					devices = append(devices, l)
 				}
 			}
@@ -39,11 +53,11 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 	for _, dev := range devices {
 		mounts, err := fsys.MountsOfDevice(dev)
 		if err != nil {
-			return err
+			return notes, err
 		}
 		for _, m := range mounts {
 			if err := fsys.Unmount(m.MountPoint, lazy); err != nil && !errors.Is(err, fsys.ErrNotMounted) {
-				return err
+				return notes, err
 			}
 		}
 	}
@@ -69,8 +83,63 @@ func (r Registry) CleanupStale(s State, lazy bool) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return notes, err
 	}
 	r.Remove(s.ID)
-	return nil
+	return notes, nil
+}
+
+// ownsDevice reports whether s.Device still is the device s's server attached
+// and, if not, what it is now ("" when it is not attached at all, which
+// needs no note): a loop device still backed by this vault's FUSE file (by
+// device and inode where recorded, and by path), or an NBD device still
+// served by the task recorded (where an older server recorded none: by no
+// task that is alive).
+func (r Registry) ownsDevice(s State, sysBlock string) (bool, string) {
+	switch s.Via {
+	case ViaLoop:
+		b, err := loopdev.BackingOf(s.Device)
+		switch {
+		case errors.Is(err, loopdev.ErrNotAttached):
+			return false, ""
+		case err != nil:
+			return false, fmt.Sprintf("could not be checked (%v)", err)
+		case s.Backing != nil && (b.Dev != s.Backing.Dev || b.Ino != s.Backing.Ino),
+			!slices.Contains(r.fuseFileNames(s.ID), strings.TrimSuffix(b.Path, " (deleted)")):
+			return false, "is backed by " + b.Path + " now"
+		}
+		return true, ""
+	case ViaNBD:
+		task, err := nbdTask(sysBlock, s.Device)
+		switch {
+		case err != nil:
+			return false, fmt.Sprintf("could not be checked (%v)", err)
+		case task == 0:
+			return false, ""
+		case s.NBDPid != 0 && task != s.NBDPid,
+			s.NBDPid == 0 && taskAlive(task):
+			return false, fmt.Sprintf("is served by task %d now", task)
+		}
+		return true, ""
+	}
+	return false, ""
+}
+
+// fuseFileNames are the names the kernel may give the FUSE file of the vault
+// id: under the registry as configured, and with its symbolic links resolved.
+func (r Registry) fuseFileNames(id string) []string {
+	names := []string{filepath.Join(r.FUSEDir(id), fusefile.FileName)}
+	if abs, err := filepath.Abs(r.Dir); err == nil {
+		names = append(names, filepath.Join(abs, id, fusefile.FileName))
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			names = append(names, filepath.Join(real, id, fusefile.FileName))
+		}
+	}
+	return names
+}
+
+// taskAlive reports whether a process or thread with id task exists.
+func taskAlive(task int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(task))
+	return err == nil
 }

@@ -76,7 +76,10 @@ and private FUSE mount are removed; everything it had flushed is in the file.`,
 }
 
 func closeOne(ctx context.Context, u *ui, reg mount.Registry, st mount.State, force bool) error {
-	res, err := mount.Close(ctx, reg, st, force)
+	res, notes, err := mount.Close(ctx, reg, st, force)
+	for _, n := range notes {
+		u.warnf("%s: %s", st.File, n)
+	}
 	var be *fsys.BusyError
 	switch {
 	case errors.As(err, &be):

@@ -198,7 +198,11 @@ func checkNotOpen(u *ui, reg mount.Registry, abs string) error {
 			return withHint(fmt.Errorf("%s is already open (%s, server pid %d)", abs, where, st.PID), "close it first: cryptvol close "+where)
 		}
 		u.warnf("%s: the server of an earlier open (pid %d) died; cleaning up after it", abs, st.PID)
-		if err := reg.CleanupStale(st, false); err != nil {
+		notes, err := reg.CleanupStale(st, false)
+		for _, n := range notes {
+			u.warnf("%s: %s", abs, n)
+		}
+		if err != nil {
 			return withHint(err, "cryptvol close --force "+abs)
 		}
 	}

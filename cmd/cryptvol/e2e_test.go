@@ -85,6 +85,8 @@ func TestE2E(t *testing.T) {
 			"overlap-writes":   cmdOverlapWrites,
 			"hold-weird":       cmdHoldWeird,
 			"release-weird":    cmdReleaseWeird,
+			"reuse-device":     cmdReuseDevice,
+			"release-device":   cmdReleaseDevice,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -398,4 +400,78 @@ func cmdReleaseWeird(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	c.Process.Kill()
 	c.Wait()
+}
+
+var (
+	reusedMu sync.Mutex
+	reused   = map[*testscript.TestScript]func(){}
+)
+
+// reuse-device IMAGE DIR: as someone else would after a server of this
+// script's registry died and its device was let go, attach IMAGE (a
+// filesystem image) to the very device that server recorded (a loop device
+// with losetup, an NBD device with qemu-nbd) and mount it on DIR.
+func cmdReuseDevice(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: reuse-device IMAGE DIR")
+	}
+	states, err := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}.List()
+	ts.Check(err)
+	if len(states) != 1 || states[0].Alive() || states[0].Device == "" {
+		ts.Fatalf("reuse-device: want one vault whose server died")
+	}
+	dev, image, dir := states[0].Device, ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	sys := filepath.Join("/sys/block", filepath.Base(dev))
+	attached := func() bool {
+		if strings.Contains(dev, "loop") {
+			_, err := os.Stat(filepath.Join(sys, "loop"))
+			return err == nil
+		}
+		_, err := os.Stat(filepath.Join(sys, "pid"))
+		return err == nil
+	}
+	for deadline := time.Now().Add(30 * time.Second); attached(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s is still attached", dev)
+		}
+	}
+	var attach, detach *exec.Cmd
+	if strings.Contains(dev, "loop") {
+		attach, detach = exec.Command("losetup", dev, image), exec.Command("losetup", "-d", dev)
+	} else {
+		attach, detach = exec.Command("qemu-nbd", "-f", "raw", "-c", dev, image), exec.Command("qemu-nbd", "-d", dev)
+	}
+	if out, err := attach.CombinedOutput(); err != nil {
+		ts.Fatalf("%v: %v: %s", attach.Args, err, out)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !attached(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not attach", dev)
+		}
+	}
+	release := func() {
+		exec.Command("umount", dir).Run()
+		detach.Run()
+	}
+	ts.Defer(release)
+	ts.Check(os.MkdirAll(dir, 0o755))
+	if out, err := exec.Command("mount", dev, dir).CombinedOutput(); err != nil {
+		release()
+		ts.Fatalf("mount %s: %v: %s", dev, err, out)
+	}
+	reusedMu.Lock()
+	reused[ts] = release
+	reusedMu.Unlock()
+}
+
+// release-device: unmount and detach what reuse-device set up.
+func cmdReleaseDevice(ts *testscript.TestScript, neg bool, args []string) {
+	reusedMu.Lock()
+	release := reused[ts]
+	delete(reused, ts)
+	reusedMu.Unlock()
+	if neg || release == nil {
+		ts.Fatalf("usage: release-device (after reuse-device)")
+	}
+	release()
 }

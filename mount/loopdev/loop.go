@@ -179,6 +179,64 @@ func loopSetFD(dev, file *os.File, backing string, bs int, flags uint32) error {
 	return nil
 }
 
+// ErrNotAttached is a loop device with no backing file.
+var ErrNotAttached = errors.New("loop device is not attached")
+
+// BackingFile is the file behind a loop device: its device and inode numbers
+// as the kernel reports them (LOOP_GET_STATUS64), which tell it apart from
+// any other file whatever its name, and its path as the kernel names it.
+type BackingFile struct {
+	Dev  uint64 `json:"dev"`
+	Ino  uint64 `json:"ino"`
+	Path string `json:"-"`
+}
+
+// Backing returns the file behind l.
+func (l *Device) Backing() (BackingFile, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hold == nil {
+		return BackingFile{}, ErrNotAttached
+	}
+	return backingOf(int(l.hold.Fd()), l.num)
+}
+
+// BackingOf returns the file behind the loop device at path (such as
+// /dev/loop3), or ErrNotAttached: to check, before touching a device that a
+// dead process recorded, that it still is the one it attached.
+func BackingOf(path string) (BackingFile, error) {
+	n, err := loopNumber(path)
+	if err != nil {
+		return BackingFile{}, err
+	}
+	if b, err := fsys.LoopBackingFile(n); err != nil {
+		return BackingFile{}, err
+	} else if b == "" {
+		return BackingFile{}, ErrNotAttached
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return BackingFile{}, fmt.Errorf("loop: %w", err)
+	}
+	defer f.Close()
+	return backingOf(int(f.Fd()), n)
+}
+
+func backingOf(fd, n int) (BackingFile, error) {
+	info, err := unix.IoctlLoopGetStatus64(fd)
+	if errors.Is(err, unix.ENXIO) {
+		return BackingFile{}, ErrNotAttached
+	}
+	if err != nil {
+		return BackingFile{}, fmt.Errorf("loop: LOOP_GET_STATUS64 on /dev/loop%d: %w", n, err)
+	}
+	path, err := fsys.LoopBackingFile(n)
+	if err != nil {
+		return BackingFile{}, err
+	}
+	return BackingFile{Dev: info.Device, Ino: info.Inode, Path: path}, nil
+}
+
 // Path is the device node, such as /dev/loop3.
 func (l *Device) Path() string { return l.path }
 

@@ -221,3 +221,34 @@ func TestDetachLoopDevice(t *testing.T) {
 		t.Error("DetachPath of a regular file succeeded")
 	}
 }
+
+// TestLoopBacking: Backing and BackingOf name the attached file by device and
+// inode; a detached device is ErrNotAttached.
+func TestLoopBacking(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	backing, _ := backingFile(t, 1<<20)
+	l := attachForTest(t, backing, Config{}, false)
+	var st unix.Stat_t
+	if err := unix.Stat(backing, &st); err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Backing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	of, err := BackingOf(l.Path())
+	if err != nil || of != b {
+		t.Fatalf("BackingOf = %+v, %v; Backing = %+v", of, err, b)
+	}
+	if b.Ino != st.Ino || b.Dev != st.Dev || b.Path != backing {
+		t.Fatalf("backing %+v, want dev %d ino %d path %s", b, st.Dev, st.Ino, backing)
+	}
+	path := l.Path()
+	if err := l.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BackingOf(path); !errors.Is(err, ErrNotAttached) {
+		t.Fatalf("detached: %v", err)
+	}
+}
