@@ -57,6 +57,9 @@ type State struct {
 	// (the FUSE file), or the task the kernel shows serving the NBD device.
 	Backing *loopdev.BackingFile `json:"backing,omitempty"`
 	NBDPid  int                  `json:"nbd_pid,omitempty"`
+	// Checked is the read-only check the filesystem passed before it was
+	// mounted (Config.Check), such as "e2fsck -n -f".
+	Checked string `json:"checked,omitempty"`
 }
 
 // newID returns a fresh id for an open vault: a prefix of its uuid (so a

@@ -117,6 +117,17 @@ func (s *server) start() error {
 		if err != nil {
 			return fmt.Errorf("%w (open it with --no-mount to reach the device, or create the vault with a filesystem)", err)
 		}
+		if s.cfg.Check {
+			// The filesystem's own checker reads it first: whoever could
+			// write the vault file could shape what the kernel's
+			// filesystem code is about to parse, as root.
+			cmd, err := fsys.Check(context.Background(), s.state.Device, fstype)
+			if err != nil {
+				return err
+			}
+			s.state.Checked = cmd
+			s.log("checked %s (%s): no problems found", s.state.Device, cmd)
+		}
 		opts := s.cfg.MountOptions
 		if fstype == "vfat" && s.cfg.VFATOptions != "" {
 			opts = strings.Trim(opts+","+s.cfg.VFATOptions, ",")

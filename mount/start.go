@@ -30,8 +30,13 @@ import (
 // ServerCommand is the hidden command of the CLI that runs RunServer.
 const ServerCommand = "__server"
 
-// readyTimeout bounds how long Start waits for the server to be ready.
-const readyTimeout = 5 * time.Minute
+// readyTimeout bounds how long Start waits for the server to be ready;
+// checkedReadyTimeout when it checks the filesystem first, which takes as long
+// as the filesystem is large.
+const (
+	readyTimeout        = 5 * time.Minute
+	checkedReadyTimeout = 2 * time.Hour
+)
 
 // Config says how an open vault is exposed by its background server.
 type Config struct {
@@ -46,6 +51,9 @@ type Config struct {
 	// opened it).
 	VFATOptions  string `json:"vfat_options,omitempty"`
 	AllowDiscard bool   `json:"allow_discard,omitempty"`
+	// Check runs the filesystem's own read-only check (fsys.Check) before
+	// mounting it; a filesystem that does not pass is not mounted.
+	Check bool `json:"check,omitempty"`
 	// Registry is the registry directory, set by Start from its Registry.
 	Registry string `json:"registry"`
 }
@@ -144,11 +152,15 @@ func Start(reg Registry, v *container.Vault, cfg Config) (State, error) {
 	ch := make(chan error, 1)
 	var st startStatus
 	go func() { ch <- json.NewDecoder(parent[2]).Decode(&st) }()
+	wait := readyTimeout
+	if cfg.Check {
+		wait = checkedReadyTimeout
+	}
 	select {
 	case err = <-ch:
-	case <-time.After(readyTimeout):
+	case <-time.After(wait):
 		cmd.Process.Kill()
-		return State{}, fmt.Errorf("the server did not become ready within %v (its log: %s)", readyTimeout, reg.LogPath(cfg.ID))
+		return State{}, fmt.Errorf("the server did not become ready within %v (its log: %s)", wait, reg.LogPath(cfg.ID))
 	}
 	if err != nil {
 		return State{}, &ServerError{Msg: fmt.Sprintf("the server exited before it was ready: %v", err), Hint: "its log is " + reg.LogPath(cfg.ID)}

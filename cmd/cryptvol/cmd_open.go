@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
@@ -25,6 +26,7 @@ type openFlags struct {
 	noMount      bool
 	mountOptions string
 	allowDiscard bool
+	check        string // auto, always or never
 	pf           secretFlags
 }
 
@@ -45,10 +47,20 @@ private FUSE mount under /run/cryptvol (--via chooses). Needs root.
 
 With --no-mount only the device is made (MOUNTPOINT is not needed); with
 --test-passphrase nothing is opened: the exit code says whether the passphrase
-is right (0) or not (3).`,
+is right (0) or not (3).
+
+Mounting makes the kernel parse the filesystem inside, as root, and whoever
+could write the vault file could have shaped it (see SECURITY.md). --check runs
+the filesystem's own read-only check first (e2fsck -n -f, xfs_repair -n,
+btrfs check --readonly, fsck.vfat -n) and does not mount a filesystem that
+fails it. By default (--check=auto) it runs when someone other than root could
+have written the vault: the file belongs to another user or is writable by its
+group or others, or its directory lets someone other than root replace it.
+--check=never skips it.`,
 		Example: `  cryptvol open vault.cv /mnt/secret
   cryptvol open vault.cv /mnt/secret --read-only
   cryptvol open vault.cv --no-mount
+  cryptvol open vault.cv /mnt/secret --check
   cryptvol open vault.cv --test-passphrase`,
 		Args: func(c *cobra.Command, args []string) error {
 			if o.testOnly || o.noMount {
@@ -78,6 +90,8 @@ is right (0) or not (3).`,
 	f.BoolVar(&o.noMount, "no-mount", false, "only make the block device; do not mount")
 	f.StringVar(&o.mountOptions, "mount-options", "", "filesystem mount options, comma-separated (e.g. noatime)")
 	f.BoolVar(&o.allowDiscard, "allow-discard", false, "pass TRIM through to the vault file (reveals which sectors are free; see SECURITY.md)")
+	f.StringVar(&o.check, "check", "auto", "check the filesystem (read-only, with its own tool) before mounting it: auto (when someone other than root could have written the vault), always (--check alone) or never")
+	f.Lookup("check").NoOptDefVal = "always"
 	o.pf.register(c, false)
 	o.pf.registerBudget(c)
 	return c
@@ -137,6 +151,10 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 	if _, err := container.Inspect(abs); err != nil {
 		return err
 	}
+	check, why, err := checkBeforeMount(abs, o.check, mountPoint != "")
+	if err != nil {
+		return err
+	}
 	reg := mount.DefaultRegistry()
 	if err := checkNotOpen(u, reg, abs); err != nil {
 		return err
@@ -159,7 +177,10 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 	}
 	defer v.Close()
 	cfg := mount.Config{File: abs, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
-		MountOptions: o.mountOptions, AllowDiscard: o.allowDiscard}
+		MountOptions: o.mountOptions, AllowDiscard: o.allowDiscard, Check: check}
+	if why != "" {
+		u.hintf("checking %s's filesystem before mounting it: %s (--check=never skips it)", path, why)
+	}
 	if owner := sudoOwner(); owner != nil && mountPoint != "" && !strings.Contains(o.mountOptions, "uid=") {
 		// vfat has no owners: its files belong to whoever the mount says.
 		// The server adds these only if the filesystem turns out to be vfat.
@@ -179,6 +200,9 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 	}
 	if st.MountPoint != "" {
 		u.printf("opened %s (%s) on %s, mounted at %s\n", path, mode, st.Device, st.MountPoint)
+		if st.Checked != "" {
+			u.printf("checked its filesystem before mounting (%s): no problems found\n", st.Checked)
+		}
 	} else {
 		u.printf("opened %s (%s) on %s\n", path, mode, st.Device)
 	}
@@ -210,4 +234,54 @@ func checkNotOpen(u *ui, reg mount.Registry, abs string) error {
 		return withHint(fmt.Errorf("%s: %w", abs, container.ErrInUse), "another cryptvol (open or serve) has it open")
 	}
 	return nil
+}
+
+// checkBeforeMount decides whether open checks the filesystem before mounting
+// it (--check), and with auto says why it does. The rule of auto: when
+// someone other than root could have written the vault file — it belongs to
+// another user, its group or others may write it, or its directory lets
+// someone other than root replace it — and so shaped the filesystem the
+// kernel is about to parse as root (SECURITY.md "Foreign filesystems").
+func checkBeforeMount(path, mode string, mounting bool) (check bool, why string, err error) {
+	switch mode {
+	case "never":
+		return false, "", nil
+	case "always":
+		if !mounting {
+			return false, "", &usageError{"--check checks the filesystem before it is mounted: it needs a mount point (not --no-mount)"}
+		}
+		return true, "", nil
+	case "auto":
+		if !mounting {
+			return false, "", nil
+		}
+		why := foreignWriter(path)
+		return why != "", why, nil
+	}
+	return false, "", &usageError{fmt.Sprintf("--check=%q: must be auto, always or never", mode)}
+}
+
+// foreignWriter says who other than root could have written the file at
+// path, or "" if no one.
+func foreignWriter(path string) string {
+	var st, dir unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
+	switch {
+	case st.Uid != 0:
+		return fmt.Sprintf("the vault file belongs to uid %d", st.Uid)
+	case st.Mode&0o022 != 0:
+		return fmt.Sprintf("the vault file's mode %#o lets others write it", st.Mode&0o777)
+	}
+	if err := unix.Stat(filepath.Dir(path), &dir); err != nil {
+		return ""
+	}
+	switch {
+	case dir.Uid != 0:
+		return fmt.Sprintf("its directory belongs to uid %d, who could replace it", dir.Uid)
+	case dir.Mode&0o022 != 0 && dir.Mode&unix.S_ISVTX == 0:
+		return fmt.Sprintf("its directory's mode %#o lets others replace it", dir.Mode&0o7777)
+	}
+	return ""
 }

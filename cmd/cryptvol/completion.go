@@ -25,6 +25,7 @@ func registerCompletions(c *cobra.Command) {
 		"filesystem":  append(fsys.Names(), "none"),
 		"fill":        {"sparse", "random"},
 		"sector-size": {"4096", "512"},
+		"check":       {"auto", "always", "never"},
 	}
 	for name, cs := range choices {
 		if c.Flags().Lookup(name) != nil {

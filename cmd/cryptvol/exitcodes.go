@@ -6,6 +6,7 @@ import (
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/kdf"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 )
 
 // Exit codes: a stable interface, documented in README.md and asserted by the
@@ -74,6 +75,8 @@ func defaultHint(err error) string {
 		return "`cryptvol list` shows open vaults; close it first"
 	case errors.Is(err, kdf.ErrBudget):
 		return "`cryptvol info FILE` shows what each keyslot costs; if you trust this vault, allow more with --unlock-budget SIZE (memory × passes, e.g. 512G)"
+	case errors.Is(err, fsys.ErrCheckFailed):
+		return "the vault's filesystem is damaged, or was shaped to attack the kernel's filesystem code that mounting runs as root; to look at it without mounting: `cryptvol open FILE --no-mount` and the check on the device; if the vault is yours (not closed cleanly, say) and you trust it, --check=never"
 	case errors.Is(err, container.ErrEmptySecret):
 		return "give a passphrase, or a keyfile with content (head -c 64 /dev/urandom > FILE)"
 	}

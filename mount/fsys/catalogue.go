@@ -29,20 +29,33 @@ type Filesystem struct {
 	mkfsArgs []string
 	labelOpt string
 	labelMax int
+
+	// check is the program that checks the filesystem without changing
+	// anything (Check), and checkArgs its arguments before the device.
+	check     string
+	checkArgs []string
 }
 
 // catalogue lists the filesystems in the order help shows them; the first is
 // the default.
 var catalogue = []Filesystem{
+	// The checks: e2fsck -n opens read-only and answers no to every
+	// question, -f checks a filesystem marked clean too (a forged one says
+	// it is); xfs_repair -n and btrfs check --readonly modify nothing;
+	// fsck.vfat -n neither.
 	{Name: "ext4", MinSize: 1 << 20, Package: "e2fsprogs", Owners: true,
-		mkfs: "mkfs.ext4", mkfsArgs: []string{"-q", "-F", "-E", "nodiscard"}, labelOpt: "-L", labelMax: 16},
+		mkfs: "mkfs.ext4", mkfsArgs: []string{"-q", "-F", "-E", "nodiscard"}, labelOpt: "-L", labelMax: 16,
+		check: "e2fsck", checkArgs: []string{"-n", "-f"}},
 	{Name: "xfs", MinSize: 300 << 20, Package: "xfsprogs", Owners: true,
-		mkfs: "mkfs.xfs", mkfsArgs: []string{"-q", "-f", "-K"}, labelOpt: "-L", labelMax: 12},
+		mkfs: "mkfs.xfs", mkfsArgs: []string{"-q", "-f", "-K"}, labelOpt: "-L", labelMax: 12,
+		check: "xfs_repair", checkArgs: []string{"-n"}},
 	{Name: "btrfs", MinSize: 110 << 20, Package: "btrfs-progs", Owners: true,
-		mkfs: "mkfs.btrfs", mkfsArgs: []string{"-q", "-f", "--nodiscard"}, labelOpt: "-L", labelMax: 255},
+		mkfs: "mkfs.btrfs", mkfsArgs: []string{"-q", "-f", "--nodiscard"}, labelOpt: "-L", labelMax: 255,
+		check: "btrfs", checkArgs: []string{"check", "--readonly"}},
 	// mkfs.fat has no quiet option; its output is only shown on failure.
 	{Name: "vfat", MinSize: 1 << 20, Package: "dosfstools", Owners: false,
-		mkfs: "mkfs.vfat", labelOpt: "-n", labelMax: 11},
+		mkfs: "mkfs.vfat", labelOpt: "-n", labelMax: 11,
+		check: "fsck.vfat", checkArgs: []string{"-n"}},
 }
 
 // Filesystems returns the catalogue, the default first.
@@ -70,3 +83,18 @@ func Lookup(name string) (Filesystem, error) {
 
 // MkfsProgram is the program that makes the filesystem, e.g. "mkfs.ext4".
 func (f Filesystem) MkfsProgram() string { return f.mkfs }
+
+// CheckCommand is the read-only check Check runs, without the device, e.g.
+// "e2fsck -n -f".
+func (f Filesystem) CheckCommand() string {
+	return strings.Join(append([]string{f.check}, f.checkArgs...), " ")
+}
+
+// ForType returns the catalogue's filesystem for a type Probe reports: ext2
+// and ext3 are ext4's (its tools and the kernel's ext4 driver handle them).
+func ForType(fstype string) (Filesystem, error) {
+	if fstype == "ext2" || fstype == "ext3" {
+		fstype = "ext4"
+	}
+	return Lookup(fstype)
+}

@@ -2,9 +2,12 @@ package fsys
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,4 +178,63 @@ func mustLookup(t *testing.T, name string) Filesystem {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestCheck runs each filesystem's read-only check (the catalogue's) on a
+// fresh one: it passes and changes nothing. An ext4 whose root directory
+// claims a wrong link count (the kernel mounts it all the same) does not
+// pass, and the error carries the checker's own words.
+func TestCheck(t *testing.T) {
+	for _, fstype := range Names() {
+		t.Run(fstype, func(t *testing.T) {
+			f := mustLookup(t, fstype)
+			e2e.Tools(t, f.MkfsProgram(), f.check)
+			img := filepath.Join(t.TempDir(), "img")
+			os.WriteFile(img, nil, 0o600)
+			os.Truncate(img, 320<<20)
+			if err := Mkfs(img, fstype, ""); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(img)
+			cmd, err := Check(context.Background(), img, fstype)
+			if err != nil {
+				t.Fatalf("%s on a fresh %s: %v", cmd, fstype, err)
+			}
+			if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
+				t.Fatalf("%s changed the filesystem", cmd)
+			}
+			if fstype != "ext4" {
+				return
+			}
+			e2e.Tools(t, "debugfs")
+			if out, err := exec.Command("debugfs", "-w", "-R", "sif <2> links_count 7", img).CombinedOutput(); err != nil {
+				t.Fatalf("debugfs: %v: %s", err, out)
+			}
+			_, err = Check(context.Background(), img, "ext3") // ext2 and ext3 are ext4's
+			var ce *CheckError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrCheckFailed) || !strings.Contains(ce.Output, "Filesystem still has errors") {
+				t.Fatalf("a wrong link count: %v", err)
+			}
+			t.Log(err)
+		})
+	}
+	if _, err := Check(context.Background(), "/dev/null", "ntfs"); err == nil {
+		t.Error("a filesystem outside the catalogue was checked")
+	}
+}
+
+func TestCheckOutputBounded(t *testing.T) {
+	var b tailBuffer
+	for i := 0; i < 10000; i++ {
+		fmt.Fprintf(&b, "line %d\n\n", i)
+	}
+	got := b.lastLines()
+	if !strings.HasSuffix(got, "line 9998; line 9999") || len(got) > checkOutputMax+2 || len(b.b) > 64<<10 {
+		t.Fatalf("%d bytes kept, last lines %q", len(b.b), got)
+	}
+	b = tailBuffer{}
+	b.Write(bytes.Repeat([]byte("x"), 5000))
+	if got := b.lastLines(); len(got) > checkOutputMax+len("…") {
+		t.Fatalf("a long line kept %d bytes", len(got))
+	}
 }
