@@ -310,10 +310,10 @@ func (a *argonState) reference(rand uint64, pass, slice, lane, index uint32) (ui
 	return refLane, uint32((uint64(start) + rel) % uint64(a.laneLen))
 }
 
-// compress sets out = G(x, y), or with xor out ^= G(x, y) (§3.5): R = x ⊕ y,
-// P applied to R's rows and then its columns, then XOR with R. out may be x
-// or y.
-func compress(out, x, y *argonBlock, xor bool) {
+// compressGeneric sets out = G(x, y), or with xor out ^= G(x, y) (§3.5): R =
+// x ⊕ y, P applied to R's rows and then its columns, then XOR with R. out may
+// be x or y. compress is this, or the same in assembly (argon2_amd64.s).
+func compressGeneric(out, x, y *argonBlock, xor bool) {
 	var r, q argonBlock
 	for i := range r {
 		r[i] = x[i] ^ y[i]
