@@ -56,6 +56,9 @@ type argonState struct {
 	laneLen, segLen uint32
 	mem             []argonBlock
 	stop            atomic.Bool
+	// filled is how many blocks of each lane have been written (all, once
+	// the first pass is over): what wipe overwrites.
+	filled []uint32
 }
 
 // argon2Key returns n bytes of Argon2 output for password and salt (and the
@@ -79,8 +82,8 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInsufficientMemory, err)
 	}
-	defer release() // wipes and unmaps
 	a.mem = mem
+	a.filled = make([]uint32, threads)
 
 	// Locked scratch: H0 with its two counters (§3.2 steps 1, 5, 6), one
 	// block as bytes, and one BLAKE2b output for H'.
@@ -97,13 +100,25 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 			hPrime(blockBytes, h0, v)
 			loadBlock(&a.mem[lane*a.laneLen+j], blockBytes)
 		}
+		a.filled[lane] = 2
 	}
 	clear(h0)
 
 	if err := a.fill(ctx); err != nil {
+		// Interrupted: return at once, and wipe what was written and give
+		// the memory back meanwhile (a process that exits now leaves that
+		// to the kernel, which clears pages before it reuses them).
 		clear(blockBytes)
+		go func() {
+			a.wipe()
+			release()
+		}()
 		return nil, err
 	}
+	defer func() {
+		a.wipe()
+		release()
+	}()
 
 	// §3.2 step 7: C is the XOR of the last block of every lane; the tag is
 	// H'^T(C).
@@ -122,6 +137,15 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 	clear(blockBytes)
 	clear(v)
 	return out, nil
+}
+
+// wipe overwrites every block the derivation wrote: all of them once the
+// first pass is over, and in the first pass what each lane reached.
+func (a *argonState) wipe() {
+	for lane, n := range a.filled {
+		start := uint32(lane) * a.laneLen
+		clear(a.mem[start : start+n])
+	}
 }
 
 // initHash computes H0 (§3.2 step 1) into h0[:64].
@@ -258,6 +282,13 @@ func (a *argonState) segment(pass, slice, lane uint32) {
 	}
 	laneStart := lane * a.laneLen
 	col := slice*a.segLen + index
+	defer func() {
+		if pass == 0 {
+			a.filled[lane] = col // the first pass writes a lane in order
+		} else {
+			a.filled[lane] = a.laneLen
+		}
+	}()
 	for ; index < a.segLen; index, col = index+1, col+1 {
 		if index%argonCheckEvery == 0 && a.stop.Load() {
 			return

@@ -23,7 +23,8 @@ func availableMemory() (uint64, string) { return memoryHeadroom("/") }
 
 // allocArgonMemory maps n blocks of Argon2 working memory outside the Go heap:
 // excluded from core dumps, and locked (as it is touched) where the process
-// may lock that much. release wipes it and gives it back to the system.
+// may lock that much. release gives it back to the system; the caller wipes
+// what it wrote first (wiping pages never touched would only fault them in).
 func allocArgonMemory(n int) (mem []argonBlock, release func(), err error) {
 	size := n * argonBlockBytes
 	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -37,8 +38,5 @@ func allocArgonMemory(n int) (mem []argonBlock, release func(), err error) {
 	// memory may be swapped: SECURITY.md says so.
 	unix.Syscall(unix.SYS_MLOCK2, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(size), unix.MLOCK_ONFAULT)
 	mem = unsafe.Slice((*argonBlock)(unsafe.Pointer(unsafe.SliceData(b))), n)
-	return mem, func() {
-		clear(b)
-		unix.Munmap(b)
-	}, nil
+	return mem, func() { unix.Munmap(b) }, nil
 }
