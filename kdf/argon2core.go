@@ -67,11 +67,23 @@ type argonState struct {
 // the caller: memory ≥ 8·threads KiB, at least one pass and one lane, n ≥ 4.
 // It returns ctx.Err() soon after ctx is cancelled.
 func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data []byte, passes, memory, threads uint32, n int) (*memguard.LockedBuffer, error) {
+	k, cleanup, err := argon2Derive(ctx, mode, password, salt, secretKey, data, passes, memory, threads, n)
+	if cleanup != nil {
+		cleanup()
+	}
+	return k, err
+}
+
+// argon2Derive is argon2Key without the wiping and unmapping of the working
+// memory at the end, which it leaves to cleanup (nil when it failed: then it
+// is under way already): Measure times the derivation alone, since an unlock
+// pays for it once, not once per pass.
+func argon2Derive(ctx context.Context, mode uint32, password, salt, secretKey, data []byte, passes, memory, threads uint32, n int) (k *memguard.LockedBuffer, cleanup func(), err error) {
 	if passes < 1 || threads < 1 || memory < 8*threads || n < 4 {
-		return nil, fmt.Errorf("cryptvol/kdf: argon2 parameters t=%d m=%d p=%d n=%d out of range", passes, memory, threads, n)
+		return nil, nil, fmt.Errorf("cryptvol/kdf: argon2 parameters t=%d m=%d p=%d n=%d out of range", passes, memory, threads, n)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a := &argonState{mode: mode, passes: passes, lanes: threads}
 	// §3.2 step 3: m' = 4p·floor(m/4p).
@@ -80,7 +92,7 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 	a.segLen = a.laneLen / argonSyncPoints
 	mem, release, err := allocArgonMemory(int(a.blocks))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInsufficientMemory, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrInsufficientMemory, err)
 	}
 	a.mem = mem
 	a.filled = make([]uint32, threads)
@@ -113,12 +125,12 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 			a.wipe()
 			release()
 		}()
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() {
+	cleanup = func() {
 		a.wipe()
 		release()
-	}()
+	}
 
 	// §3.2 step 7: C is the XOR of the last block of every lane; the tag is
 	// H'^T(C).
@@ -136,7 +148,7 @@ func argon2Key(ctx context.Context, mode uint32, password, salt, secretKey, data
 	OnCleanStack(func() { hPrime(out.Bytes(), blockBytes, v) })
 	clear(blockBytes)
 	clear(v)
-	return out, nil
+	return out, cleanup, nil
 }
 
 // wipe overwrites every block the derivation wrote: all of them once the
