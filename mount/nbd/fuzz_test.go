@@ -227,11 +227,20 @@ var (
 )
 
 // fuzzTLSConfigs returns the server's TLS configuration (verifying clients
-// or not) and a client's with a certificate the server accepts.
+// or not) and a client's with a certificate the server accepts. They are
+// made once per process, from files in the first run's temporary directory
+// (gone after it: the configurations keep what they read), so that a fuzz
+// worker that is killed leaves nothing behind.
 func fuzzTLSConfigs(t *testing.T, verify bool) (server, client *tls.Config) {
 	fuzzTLSOnce.Do(func() {
-		dir := testCertificates(t).client
-		var err error
+		dir := t.TempDir()
+		pki, err := nbdtest.NewPKI("fuzz CA")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.WriteAll(dir, "127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
 		if fuzzServerTLS, err = TLSConfig(dir, false); err != nil {
 			t.Fatal(err)
 		}

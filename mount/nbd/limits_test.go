@@ -56,7 +56,7 @@ func TestNBDSlowReaderDoesNotStallOthers(t *testing.T) {
 func TestNBDWriteTimeout(t *testing.T) {
 	dev := nbdtest.New(32<<20, 4096)
 	reported := make(chan error, 16)
-	srv, sock := startNBD(t, dev, Options{WriteTimeout: 300 * time.Millisecond, OnError: func(err error) { reported <- err }})
+	srv, sock := startNBD(t, dev, Options{WriteTimeout: time.Second, OnError: func(err error) { reported <- err }})
 	slow := connect(t, sock, true)
 	for i := range 4 {
 		if err := slow.send(nbdCmdRead, 0, uint64(i), 0, 16<<20, nil); err != nil {
@@ -87,7 +87,7 @@ func TestNBDWriteTimeout(t *testing.T) {
 		t.Fatalf("reply: %d %v", errno, err)
 	}
 	for left := 8 << 20; left > 0; left -= 1 << 20 {
-		time.Sleep(100 * time.Millisecond) // a chunk per 100 ms: each within the timeout
+		time.Sleep(100 * time.Millisecond) // a chunk per 100 ms: each well within the timeout
 		if _, err := io.CopyN(io.Discard, c.r, 1<<20); err != nil {
 			t.Fatalf("slow but steady reader dropped: %v", err)
 		}
@@ -115,7 +115,7 @@ func (s *Server) served() int {
 // is dropped, wherever it stopped; one that did is not.
 func TestNBDHandshakeTimeout(t *testing.T) {
 	dev := nbdtest.New(1<<20, 4096)
-	srv, sock := startNBD(t, dev, Options{HandshakeTimeout: 300 * time.Millisecond})
+	srv, sock := startNBD(t, dev, Options{HandshakeTimeout: time.Second})
 	done := connect(t, sock, true) // finished in time
 
 	silent := dialNBD(t, sock) // never reads the greeting
@@ -159,7 +159,7 @@ func TestNBDHandshakeTimeout(t *testing.T) {
 func TestNBDIdleTimeout(t *testing.T) {
 	dev := nbdtest.New(1<<20, 4096)
 	reported := make(chan error, 16)
-	_, sock := startNBD(t, dev, Options{IdleTimeout: 300 * time.Millisecond, OnError: func(err error) { reported <- err }})
+	_, sock := startNBD(t, dev, Options{IdleTimeout: time.Second, OnError: func(err error) { reported <- err }})
 
 	release := dev.HoldWrites()
 	busy := connect(t, sock, true)
@@ -176,7 +176,7 @@ func TestNBDIdleTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("idle connection not reported")
 	}
-	time.Sleep(500 * time.Millisecond) // the busy connection's write is held past the timeout
+	time.Sleep(1500 * time.Millisecond) // the busy connection's write is held past the timeout
 	release()
 	if _, errno, err := busy.recv(); err != nil || errno != 0 {
 		t.Fatalf("busy connection: %d %v", errno, err)

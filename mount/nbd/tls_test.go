@@ -360,7 +360,7 @@ func TestNBDTLSRefused(t *testing.T) {
 // nothing is dropped by the handshake timeout.
 func TestNBDTLSHandshakeTimeout(t *testing.T) {
 	dev := nbdtest.New(1<<20, 4096)
-	_, addr := startNBDTLS(t, dev, Options{HandshakeTimeout: 300 * time.Millisecond}, true)
+	_, addr := startNBDTLS(t, dev, Options{HandshakeTimeout: time.Second}, true)
 	c := dialTCP(t, addr)
 	if err := c.hello(nbdFlagCFixedNewstyle); err != nil {
 		t.Fatal(err)
