@@ -17,7 +17,7 @@
 // (some Intel cores lower it). The AES figures come from loops of eight
 // independent chains (issue rate) and of one chain (latency), of AESENC on XMM
 // and VAESENC on YMM and ZMM registers, each where the CPU has it. Every loop
-// runs 200 times for a millisecond or two and the fastest run counts, since
+// runs 500 times for a millisecond or two and the fastest run counts, since
 // other load only slows a run down. perf's cycle counter would do as well, but
 // virtual machines often lack it.
 package main
@@ -44,7 +44,7 @@ func vaesencZMMChain(n int)
 // the whole time without being preempted: other load only slows a run down.
 func fastest(f func(int), n int) time.Duration {
 	best := time.Duration(1<<63 - 1)
-	for range 200 {
+	for range 500 {
 		t := time.Now()
 		f(n)
 		best = min(best, time.Since(t))
