@@ -26,8 +26,8 @@
 //     vectors and one masked vector of one to three blocks (opmask loads and
 //     stores, which touch no memory outside the mask).
 //   - First tweaks are encrypted sixteen sectors at a time (four ZMM
-//     registers) into the frame, or alone, in a register, for the last sector
-//     of a call.
+//     registers) into the frame, or alone, in a register, when one sector is
+//     left (the latency of a one-sector call).
 //
 // Registers:
 //	DI      data round keys (encryption or decryption schedule)
