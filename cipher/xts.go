@@ -67,7 +67,7 @@ var ErrKeySize = errors.New("cryptvol/cipher: key must be 64 bytes")
 var ErrWeakKey = errors.New("cryptvol/cipher: xts key halves are equal")
 
 // New returns an XTS-AES-256 cipher for sectors of sectorSize bytes (a positive
-// multiple of 16), using the fastest implementation for this CPU.
+// multiple of 16), using the implementation Implementations puts first.
 //
 // The round keys are expanded into state, which must be StateSize bytes and must
 // stay allocated and unmodified while the cipher is in use; the caller owns it
