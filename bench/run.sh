@@ -16,6 +16,11 @@
 #           the page cache: the CPU path without the disk), medians. With
 #           CRYPTVOL_BIN_B=path, a second cryptvol binary takes turns too, to
 #           compare two builds in one run;
+#   tls     `cryptvol serve` on loopback TCP with TLS (client certificates
+#           verified, as by default) against the same server in plaintext
+#           (--insecure-no-tls): TLSROUNDS (6) alternating rounds of nbdcopy of
+#           SIZE random bytes in and out, each with a fresh server; medians
+#           and the ratio TLS / plaintext;
 #   mem     the memory of cryptvol's servers under sustained load: one `cryptvol
 #           serve` moving SIZE in and out MEMPASSES times, one vault opened via
 #           loop taking MEMPASSES fio write and read passes; VmRSS after every
@@ -28,7 +33,7 @@
 # keeps each figure's best, the same rule for both sides; other load only ever
 # slows a measurement down. Compare ratios from one run, not MiB/s across runs.
 #
-# Usage: sudo bench/run.sh [cipher|nbd|fs|mem|fsread]...
+# Usage: sudo bench/run.sh [cipher|nbd|fs|tls|mem|fsread]...
 #   (default: all of them but fsread)
 #   ROUNDS=3 SIZE=1G FIOSZ=512M MEMPASSES=10 by default; PEERS=path to
 #   override peers.sh; CRYPTVOL_BIN=path measures that cryptvol binary (say,
@@ -45,6 +50,7 @@ SIZE=${SIZE:-1G}
 FIOSZ=${FIOSZ:-512M}
 MEMPASSES=${MEMPASSES:-10}
 READROUNDS=${READROUNDS:-12}
+TLSROUNDS=${TLSROUNDS:-6}
 SETTLE=${SETTLE:-3}
 ARGS="$*"
 want() { [ -z "$ARGS" ] && [ "$1" != fsread ] && return 0; for a in $ARGS; do [ "$a" = "$1" ] && return 0; done; return 1; }
@@ -81,7 +87,7 @@ if want cipher; then
 	ROUNDS=$ROUNDS bench/cipher.sh
 	echo
 fi
-want nbd || want fs || want mem || want fsread || exit 0
+want nbd || want fs || want tls || want mem || want fsread || exit 0
 
 if [ -n "${CRYPTVOL_BIN:-}" ]; then
 	cp "$CRYPTVOL_BIN" "$BIN"
@@ -119,11 +125,20 @@ mem_report() {
 fio_write() { fio --name=w --filename="$1" --rw=write --bs=1M --size="$FIOSZ" --direct=1 --end_fsync=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $48}'; }
 fio_read() { fio --name=r --filename="$1" --rw=read --bs=1M --size="$FIOSZ" --direct=1 --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $7}'; }
 
-# serve_start VAULT SOCKET: start `cryptvol serve` and wait until it listens.
+# serve_start VAULT SOCKET [ARGS...]: start `cryptvol serve` on SOCKET (a
+# unix socket path, or tcp:HOST:PORT) and wait until it listens; serve_uri is
+# then the URI it prints.
 serve_start() {
-	"$BIN" serve "$1" --listen "unix:$2" --passphrase-file "$tmp/pw" >"$tmp/serve.out" 2>&1 &
+	local v=$1 listen=$2
+	shift 2
+	case $listen in tcp:*) ;; *) listen=unix:$listen ;; esac
+	"$BIN" serve "$v" --listen "$listen" "$@" --passphrase-file "$tmp/pw" >"$tmp/serve.out" 2>&1 &
 	serve_pid=$!
-	for _ in $(seq 100); do grep -q '^serving' "$tmp/serve.out" && return; sleep 0.1; done
+	for _ in $(seq 100); do
+		serve_uri=$(sed -n 's/^serving .* on //p' "$tmp/serve.out")
+		[ -n "$serve_uri" ] && return
+		sleep 0.1
+	done
 	cat "$tmp/serve.out" >&2
 	return 1
 }
@@ -174,6 +189,40 @@ fs_ours() { # round
 	echo "fs cryptvol-loop write_MiBps=$((w / 1024)) read_MiBps=$((r / 1024))"
 	mem_report "open-loop-round$1" "$before" "$after" "$tmp/mem.fs"
 	rm -f "$v" "$tmp/mem.fs"
+}
+
+# tls_ours: the tls part (see the top). The certificates are made with
+# openssl as docs/GUIDE.md shows; the client's directory is the server's,
+# which holds the client's certificate too.
+tls_ours() {
+	local v=$tmp/t.cv pki=$tmp/pki n mode w r
+	mkdir -p "$pki"
+	local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2)
+	openssl req -x509 "${ec[@]}" -subj /CN=bench-ca -keyout "$pki/ca-key.pem" -out "$pki/ca-cert.pem" 2>/dev/null
+	openssl req -x509 "${ec[@]}" -subj /CN=localhost -addext subjectAltName=DNS:localhost -addext basicConstraints=CA:FALSE \
+		-addext extendedKeyUsage=serverAuth -CA "$pki/ca-cert.pem" -CAkey "$pki/ca-key.pem" \
+		-keyout "$pki/server-key.pem" -out "$pki/server-cert.pem" 2>/dev/null
+	openssl req -x509 "${ec[@]}" -subj /CN=bench -addext basicConstraints=CA:FALSE -addext extendedKeyUsage=clientAuth \
+		-CA "$pki/ca-cert.pem" -CAkey "$pki/ca-key.pem" -keyout "$pki/client-key.pem" -out "$pki/client-cert.pem" 2>/dev/null
+	cv create "$v" --size "$SIZE" --filesystem none "${KDF[@]}" -q >/dev/null
+	for n in $(seq "$TLSROUNDS"); do
+		# Alternate which goes first, so that neither always follows the other.
+		local order=(plain tls)
+		[ $((n % 2)) = 0 ] && order=(tls plain)
+		for mode in "${order[@]}"; do
+			settle
+			if [ "$mode" = tls ]; then
+				serve_start "$v" tcp:localhost:0 --tls-certificates "$pki"
+			else
+				serve_start "$v" tcp:localhost:0 --insecure-no-tls
+			fi
+			w=$(secs nbdcopy "$tmp/rnd.bin" "$serve_uri")
+			r=$(secs nbdcopy "$serve_uri" null:)
+			serve_stop
+			echo "tls $mode $(mbps "$w" "$BYTES") $(mbps "$r" "$BYTES")"
+		done
+	done
+	rm -f "$v"
 }
 
 # nbd_flushed: nbdkit's plaintext file again, written with nbdcopy --flush,
@@ -316,6 +365,9 @@ for round in $(seq "$ROUNDS"); do
 		fi
 	done
 done
+if want tls; then
+	tls_ours | emit
+fi
 if want mem; then
 	settle
 	mem_ours >"$tmp/round.out"
@@ -342,6 +394,9 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 	$1 == "fsread" {
 		if (!($2 in frseen)) { frseen[$2]; frorder[++nfr] = $2 }
 		frv[$2, $3, ++frn[$2, $3]] = $4 + 0
+	}
+	$1 == "tls" {
+		tlsw[$2, ++tlsn[$2]] = $3 + 0; tlsr[$2, tlsn[$2]] = $4 + 0
 	}
 	$1 == "memsus" {
 		if (!($2 in sus)) susorder[++ns] = $2
@@ -379,8 +434,28 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 			}
 		return n ? frv[name, kind, int((n + 1) / 2)] : 0
 	}
+	# median of the n values a[name, 1..n] (sorted in place)
+	function med(a, name, cnt,   i, j, t) {
+		for (i = 2; i <= cnt; i++)
+			for (j = i; j > 1 && a[name, j - 1] > a[name, j]; j--) {
+				t = a[name, j]; a[name, j] = a[name, j - 1]; a[name, j - 1] = t
+			}
+		return cnt ? a[name, int((cnt + 1) / 2)] : 0
+	}
 	END {
 		print ""
+		if (tlsn["tls"] && tlsn["plain"]) {
+			tn = tlsn["tls"]
+			pw = med(tlsw, "plain", tlsn["plain"]); pr = med(tlsr, "plain", tlsn["plain"])
+			tw = med(tlsw, "tls", tn); tr = med(tlsr, "tls", tn)
+			print "cryptvol serve on loopback TCP, TLS against plaintext: nbdcopy of " size " in (write) and out (read),"
+			print "  MiB/s, median of " tn " alternating rounds (min-max); ratio = TLS / plaintext"
+			printf "  %-10s %7s %13s %7s %13s\n", "", "write", "", "read", ""
+			printf "  %-10s %7d %6d-%-6d %7d %6d-%-6d\n", "plaintext", pw, tlsw["plain", 1], tlsw["plain", tlsn["plain"]], pr, tlsr["plain", 1], tlsr["plain", tlsn["plain"]]
+			printf "  %-10s %7d %6d-%-6d %7d %6d-%-6d\n", "TLS", tw, tlsw["tls", 1], tlsw["tls", tn], tr, tlsr["tls", 1], tlsr["tls", tn]
+			printf "  %-10s %6.2fx %13s %6.2fx\n", "ratio", tw / pw, "", tr / pr
+			print ""
+		}
 		table("nbd", "cryptvol-serve", "NBD over a unix socket: nbdcopy of " size " random bytes in (write) and out to null: (read)")
 		table("fs", "cryptvol-loop", "Mounted ext4 on a loop device: fio " fiosz " sequential 1 MiB direct write (end_fsync) and read")
 		if (nm) {

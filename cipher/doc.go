@@ -14,12 +14,23 @@
 //
 // Round keys are expanded into memory the caller provides (see New), so that the
 // caller can keep them in locked memory and own their wiping. On amd64 the
-// assembly implementations ("vaes-avx2": 256-bit VAES with AVX2 and VPCLMULQDQ;
-// "aesni": AES-NI) hold the round keys only there and read them from it on every
-// call. The portable implementation ("generic", used on other architectures, on
-// CPUs without AES-NI and with the purego build tag) goes through crypto/aes, which
-// keeps its own copy on the Go heap. New picks the fastest one the CPU supports;
-// all give identical output.
+// assembly implementations ("vaes-avx512": 512-bit VAES with AVX-512 and
+// VPCLMULQDQ; "vaes-avx2": 256-bit VAES with AVX2 and VPCLMULQDQ; "aesni":
+// AES-NI) hold the round keys only there, read them from it on every call, and
+// clear the vector registers that held them before returning. The portable
+// implementation ("generic", used on other architectures, on CPUs without AES-NI
+// and with the purego build tag) goes through crypto/aes, which keeps its own copy
+// on the Go heap. All give identical output.
+//
+// New picks by CPUID alone, never by timing, so a CPU always gets the same
+// implementation: vaes-avx512 where the CPU and OS support it, then vaes-avx2,
+// aesni, generic. The exception is the Intel CPUs that lower a core's clock for
+// some milliseconds after 512-bit instructions (Ice Lake and Tiger Lake, the list
+// the Linux kernel uses for its own AES-XTS), where the slowdown would fall on
+// everything else the core runs: there vaes-avx2 comes first. AMD Zen 5 runs
+// 512-bit instructions at full width and clock; Zen 4 at full clock as two
+// 256-bit halves, where vaes-avx512 still saves instructions and round-key
+// loads (not measured on Zen 4 here). docs/PERFORMANCE.md has the figures.
 //
 // Misuse by the caller (a buffer that is not a whole number of sectors, dst and src
 // overlapping other than exactly) panics with a "cryptvol/cipher:" prefix; no input

@@ -17,6 +17,7 @@ import (
 var genericImpl = &implementation{
 	name:      "generic",
 	available: func() bool { return true },
+	needs:     "nothing",
 	setup: func(key, state []byte) (blockCiphers, error) {
 		k1, err := aes.NewCipher(key[:32])
 		if err != nil {

@@ -2,24 +2,47 @@
 
 package cipher
 
-// The assembly implementations, registered fastest first. Both keep their round
-// keys only in the caller's state memory (keys_amd64.go).
+// The assembly implementations, registered in the order New prefers them. All
+// keep their round keys only in the caller's state memory (keys_amd64.go).
 
 func init() {
-	implementations = append([]*implementation{vaesAVX2Impl, aesniImpl}, implementations...)
+	implementations = append(preferred(cpu), implementations...)
+}
+
+// preferred orders the assembly implementations for a CPU: fastest first,
+// except that vaes-avx512 goes after vaes-avx2 on the Intel CPUs where 512-bit
+// instructions lower the core's clock (zmmDownclocks). The order depends only
+// on CPUID, never on a measurement, so the same CPU always selects the same
+// implementation (the output is identical either way).
+func preferred(f cpuFeatures) []*implementation {
+	if f.zmmDownclocks {
+		return []*implementation{vaesAVX2Impl, vaesAVX512Impl, aesniImpl}
+	}
+	return []*implementation{vaesAVX512Impl, vaesAVX2Impl, aesniImpl}
 }
 
 var aesniImpl = &implementation{
 	name:      "aesni",
 	available: func() bool { return cpu.aesni },
+	needs:     "AES-NI",
 	setup:     setupSchedule,
 	encrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(encryptAESNI, b, dst, src, ss, n) },
 	decrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(decryptAESNI, b, dst, src, ss, n) },
 }
 
+var vaesAVX512Impl = &implementation{
+	name:      "vaes-avx512",
+	available: func() bool { return cpu.vaesAVX512 },
+	needs:     "VAES, VPCLMULQDQ and AVX-512 F, BW and VL with the opmask and ZMM state enabled by the OS",
+	setup:     setupSchedule,
+	encrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(encryptVAESAVX512, b, dst, src, ss, n) },
+	decrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(decryptVAESAVX512, b, dst, src, ss, n) },
+}
+
 var vaesAVX2Impl = &implementation{
 	name:      "vaes-avx2",
 	available: func() bool { return cpu.vaesAVX2 },
+	needs:     "VAES, VPCLMULQDQ and AVX2 with the YMM state enabled by the OS",
 	setup:     setupSchedule,
 	encrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(encryptVAESAVX2, b, dst, src, ss, n) },
 	decrypt:   func(b blockCiphers, dst, src []byte, ss int, n uint64) { run(decryptVAESAVX2, b, dst, src, ss, n) },
@@ -62,6 +85,12 @@ func encryptAESNI(ks *schedule, dst, src *byte, sectorSize, sectors int, sector 
 
 //go:noescape
 func decryptAESNI(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
+
+//go:noescape
+func encryptVAESAVX512(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
+
+//go:noescape
+func decryptVAESAVX512(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)
 
 //go:noescape
 func encryptVAESAVX2(ks *schedule, dst, src *byte, sectorSize, sectors int, sector uint64)

@@ -29,8 +29,10 @@ type XTS struct {
 // implementation is one code path: the portable one, AES-NI, VAES.
 type implementation struct {
 	name string
-	// available reports whether this CPU can run it.
+	// available reports whether this CPU can run it, and needs says what
+	// it takes, for messages when it cannot.
 	available func() bool
+	needs     string
 	// setup expands key into state and returns the block ciphers to use.
 	setup func(key, state []byte) (blockCiphers, error)
 	// encrypt and decrypt process len(src)/sectorSize sectors starting at sector.
@@ -40,12 +42,13 @@ type implementation struct {
 // blockCiphers is the opaque per-key state of an implementation.
 type blockCiphers interface{}
 
-// implementations lists every implementation compiled in, fastest first; platform
-// files register theirs in init.
+// implementations lists every implementation compiled in, preferred first;
+// platform files register theirs in init.
 var implementations = []*implementation{genericImpl}
 
 // Implementations returns the names of the implementations this CPU can run,
-// fastest first. The first one is what New selects.
+// preferred first: the fastest, unless it slows the rest of the machine (see
+// the package documentation). The first one is what New selects.
 func Implementations() []string {
 	var names []string
 	for _, im := range implementations {
@@ -64,7 +67,7 @@ var ErrKeySize = errors.New("cryptvol/cipher: key must be 64 bytes")
 var ErrWeakKey = errors.New("cryptvol/cipher: xts key halves are equal")
 
 // New returns an XTS-AES-256 cipher for sectors of sectorSize bytes (a positive
-// multiple of 16), using the fastest implementation for this CPU.
+// multiple of 16), using the implementation Implementations puts first.
 //
 // The round keys are expanded into state, which must be StateSize bytes and must
 // stay allocated and unmodified while the cipher is in use; the caller owns it
@@ -77,8 +80,11 @@ func New(key, state []byte, sectorSize int) (*XTS, error) {
 // benchmarks that compare them.
 func NewWith(name string, key, state []byte, sectorSize int) (*XTS, error) {
 	i := slices.IndexFunc(implementations, func(im *implementation) bool { return im.name == name })
-	if i < 0 || !implementations[i].available() {
-		return nil, fmt.Errorf("cryptvol/cipher: implementation %q is not available on this CPU", name)
+	if i < 0 {
+		return nil, fmt.Errorf("cryptvol/cipher: no implementation %q", name)
+	}
+	if !implementations[i].available() {
+		return nil, fmt.Errorf("cryptvol/cipher: implementation %q is not available on this CPU: it needs %s", name, implementations[i].needs)
 	}
 	if len(key) != KeySize {
 		return nil, ErrKeySize

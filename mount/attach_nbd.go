@@ -27,7 +27,7 @@ func attachKernelNBD(vol *container.Volume, cfg Config, log func(string, ...any)
 		return nil, err
 	}
 	srv, err := nbd.NewServer(vol, nbd.Options{
-		Name: cfg.ID, Description: cfg.File, ReadOnly: cfg.ReadOnly, AllowDiscard: cfg.AllowDiscard,
+		Name: cfg.ID, ReadOnly: cfg.ReadOnly, AllowDiscard: cfg.AllowDiscard,
 		OnError: func(err error) { log("nbd: %v", err) },
 	})
 	if err != nil {

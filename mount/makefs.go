@@ -3,7 +3,6 @@ package mount
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount/fsys"
@@ -29,7 +28,7 @@ func MakeFilesystem(reg Registry, vol *container.Volume, fstype string, owner *O
 	}
 	err = fsys.Mkfs(att.DevicePath(), f.Name, "")
 	if err == nil && owner != nil && f.Owners {
-		err = chownRoot(att.DevicePath(), f.Name, filepath.Join(reg.Dir, id+"-mnt"), *owner)
+		err = chownRoot(att.DevicePath(), f.Name, reg.scratchDir(id), *owner)
 	}
 	return errors.Join(err, att.Close())
 }

@@ -83,8 +83,12 @@ func (r Registry) SocketPath(id string) string { return r.path(id, ".sock") }
 // LogPath is the server log of an open vault.
 func (r Registry) LogPath(id string) string { return r.path(id, ".log") }
 
-// FUSEDir is the private FUSE mount of an open vault on the loop path.
+// FUSEDir is the private FUSE mount of an open vault on the loop path
+// (fusefile.Serve makes it as BaseDir/ID with BaseDir = r.Dir).
 func (r Registry) FUSEDir(id string) string { return filepath.Join(r.Dir, id) }
+
+// scratchDir is where a new filesystem is mounted for a moment (MakeFilesystem).
+func (r Registry) scratchDir(id string) string { return r.path(id, "-mnt") }
 
 // Ensure creates the registry directory (0700) if needed.
 func (r Registry) Ensure() error {

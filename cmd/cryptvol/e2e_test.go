@@ -23,6 +23,7 @@ import (
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"github.com/cryptvol/cryptvol/mount"
 	"github.com/cryptvol/cryptvol/mount/nbd"
+	"github.com/cryptvol/cryptvol/mount/nbd/nbdtest"
 )
 
 // TestE2E runs the end-to-end scenarios in testdata/e2e with the real CLI, as
@@ -77,6 +78,8 @@ func TestE2E(t *testing.T) {
 			"wait-closed":      cmdWaitClosed,
 			"no-secrets":       cmdNoSecrets,
 			"wait-socket":      cmdWaitSocket,
+			"free-port":        cmdFreePort,
+			"tls-certificates": cmdTLSCertificates,
 			"random-file":      cmdRandomFile,
 			"fsync-copy":       cmdFsyncCopy,
 			"mount-tmpfs":      cmdMountTmpfs,
@@ -326,10 +329,14 @@ func servingProcesses(path string) []int {
 // wait-socket PATH: wait until a unix socket accepts connections.
 func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: wait-socket PATH")
+		ts.Fatalf("usage: wait-socket PATH|tcp:HOST:PORT")
+	}
+	network, addr := "unix", ts.MkAbs(args[0])
+	if a, ok := strings.CutPrefix(args[0], "tcp:"); ok {
+		network, addr = "tcp", a
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err := net.Dial("unix", ts.MkAbs(args[0])); err == nil {
+		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
 			return
 		}
@@ -338,6 +345,33 @@ func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// free-port NAME: set $NAME to a TCP port on the loopback address that is
+// free now.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: free-port NAME")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	ts.Check(l.Close())
+	ts.Setenv(args[0], port)
+}
+
+// tls-certificates DIR: make DIR with a new CA's certificate, a server
+// certificate for localhost and 127.0.0.1 and a client certificate, with
+// their keys, in the layout of nbdkit, qemu and libnbd.
+func cmdTLSCertificates(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tls-certificates DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	pki, err := nbdtest.NewPKI("cryptvol e2e CA")
+	ts.Check(err)
+	ts.Check(pki.WriteAll(dir, "localhost", "127.0.0.1"))
 }
 
 // random-file PATH SIZE: a file of random bytes.

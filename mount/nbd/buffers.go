@@ -158,3 +158,48 @@ func (p *bufferPool) heldBytes() int64 {
 	defer p.mu.Unlock()
 	return p.held
 }
+
+// connShare bounds the buffer bytes one connection holds (Options.ConnBufferBytes),
+// counted in size classes as the pool counts them. Only the connection's reader
+// acquires; the goroutines finishing its requests release. A connection at its
+// share waits here, before the pool's queue, so the pool stays free for others:
+// a client that sends large READs and never reads the replies stalls only itself.
+type connShare struct {
+	mu    sync.Mutex
+	limit int64
+	held  int64
+	wake  chan struct{} // closed by release while the reader waits; nil otherwise
+}
+
+// acquire waits until n more bytes fit in the share, or stop is closed.
+func (s *connShare) acquire(n int64, stop <-chan struct{}) error {
+	for {
+		s.mu.Lock()
+		if s.held+n <= s.limit {
+			s.held += n
+			s.mu.Unlock()
+			return nil
+		}
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-stop:
+			return errStopped
+		}
+	}
+}
+
+// release gives back n bytes taken with acquire.
+func (s *connShare) release(n int64) {
+	s.mu.Lock()
+	s.held -= n
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+	s.mu.Unlock()
+}

@@ -55,6 +55,18 @@ func startNBDWith(t testing.TB, dev Device, opts Options, hook func(*Server)) (*
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveOn(t, srv, l, func() []error {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return errs
+	})
+	return srv, sock
+}
+
+// serveOn runs srv.Serve on l until the test's cleanup closes it, then logs
+// the errors reported returns.
+func serveOn(t testing.TB, srv *Server, l net.Listener, reported func() []error) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), l) }()
 	t.Cleanup(func() {
@@ -70,13 +82,10 @@ func startNBDWith(t testing.TB, dev Device, opts Options, hook func(*Server)) (*
 		case <-time.After(10 * time.Second):
 			t.Errorf("Serve did not return after Close")
 		}
-		errMu.Lock()
-		for _, err := range errs {
+		for _, err := range reported() {
 			t.Logf("server reported: %v", err)
 		}
-		errMu.Unlock()
 	})
-	return srv, sock
 }
 
 // nbdURI is the libnbd/qemu URI of the default export on sock.

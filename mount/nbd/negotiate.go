@@ -2,10 +2,12 @@ package nbd
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/pojntfx/go-nbd/pkg/protocol"
 )
@@ -15,9 +17,15 @@ import (
 // without bounds on option data, NBD_OPT_EXPORT_NAME or NO_ZEROES, so this is
 // our own, on go-nbd's wire structures.
 
+// Negotiation reads the connection directly, without a buffer: nothing the
+// client sent after an option is read before that option is answered, so no
+// plaintext sent after NBD_OPT_STARTTLS can be taken as if it came inside TLS,
+// and a connection that never gets to transmission costs no read buffer.
+
 var (
 	errBadMagic      = errors.New("bad magic")
 	errUnknownExport = errors.New("unknown export name")
+	errTLSRequired   = errors.New("TLS is required")
 )
 
 // negotiate runs the handshake. It returns true when the client entered the
@@ -29,12 +37,15 @@ func (c *nbdConn) negotiate() (bool, error) {
 		OptionMagic:    nbdOptMagic,
 		HandshakeFlags: nbdFlagFixedNewstyle | nbdFlagNoZeroes,
 	}); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			return false, nil // gone before the greeting: a probe, not an error
+		}
 		return false, fmt.Errorf("sending handshake: %w", err)
 	}
 	var cf [4]byte
-	if _, err := io.ReadFull(c.r, cf[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return false, nil
+	if _, err := io.ReadFull(c.conn, cf[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			return false, nil // a probe, or a client that gave up
 		}
 		return false, fmt.Errorf("reading client flags: %w", err)
 	}
@@ -44,10 +55,16 @@ func (c *nbdConn) negotiate() (bool, error) {
 		return false, fmt.Errorf("unknown client flags %#x", unknown)
 	}
 	noZeroes := clientFlags&nbdFlagCNoZeroes != 0
+	tlsRequired := c.srv.opts.TLS != nil
+	if tlsRequired && clientFlags&nbdFlagCFixedNewstyle == 0 {
+		// proto.md: without fixed newstyle the server must operate in
+		// NOTLS mode, and this one serves only over TLS.
+		return false, fmt.Errorf("client did not set NBD_FLAG_C_FIXED_NEWSTYLE, without which there is no TLS: %w", errTLSRequired)
+	}
 
 	for {
 		var h [nbdOptionHeaderSize]byte
-		if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		if _, err := io.ReadFull(c.conn, h[:]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return false, nil
 			}
@@ -65,12 +82,41 @@ func (c *nbdConn) negotiate() (bool, error) {
 			return false, fmt.Errorf("option %d has %d bytes of data, over the limit of %d", hdr.ID, hdr.Length, nbdMaxOptionLen)
 		}
 		data := make([]byte, hdr.Length)
-		if _, err := io.ReadFull(c.r, data); err != nil {
+		if _, err := io.ReadFull(c.conn, data); err != nil {
 			return false, fmt.Errorf("reading option %d: %w", hdr.ID, noEOF(err))
+		}
+
+		if tlsRequired && !c.tls && hdr.ID != nbdOptStartTLS && hdr.ID != nbdOptAbort {
+			// proto.md FORCEDTLS: every other option before TLS gets
+			// NBD_REP_ERR_TLS_REQD; NBD_OPT_EXPORT_NAME, which cannot
+			// fail, ends the session.
+			if hdr.ID == nbdOptExportName {
+				return false, fmt.Errorf("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS: %w", errTLSRequired)
+			}
+			if err := c.optError(hdr.ID, nbdRepErrTLSReqd, "TLS is required: send NBD_OPT_STARTTLS first"); err != nil {
+				return false, fmt.Errorf("replying to option %d: %w", hdr.ID, err)
+			}
+			continue
 		}
 
 		var err error
 		switch hdr.ID {
+		case nbdOptStartTLS:
+			switch {
+			case !tlsRequired:
+				err = c.optError(hdr.ID, nbdRepErrPolicy, "TLS is not configured on this server")
+			case c.tls:
+				err = c.optError(hdr.ID, nbdRepErrInvalid, "TLS is already in use")
+			case len(data) != 0:
+				err = c.optError(hdr.ID, nbdRepErrInvalid, "NBD_OPT_STARTTLS takes no data")
+			default:
+				if err = c.optReply(hdr.ID, nbdRepAck, nil); err == nil {
+					if err := c.startTLS(); err != nil {
+						return false, err
+					}
+				}
+			}
+
 		case nbdOptExportName:
 			if !c.srv.exportMatches(data) {
 				// This option cannot return an error: proto.md says to
@@ -115,14 +161,28 @@ func (c *nbdConn) negotiate() (bool, error) {
 			}
 
 		default:
-			// NBD_OPT_STARTTLS, NBD_OPT_STRUCTURED_REPLY, the meta context
-			// options and anything newer or unknown.
+			// NBD_OPT_STRUCTURED_REPLY, the meta context options and
+			// anything newer or unknown.
 			err = c.optError(hdr.ID, nbdRepErrUnsup, "option not supported by this server")
 		}
 		if err != nil {
 			return false, fmt.Errorf("replying to option %d: %w", hdr.ID, err)
 		}
 	}
+}
+
+// startTLS runs the TLS handshake as the server after NBD_OPT_STARTTLS was
+// acknowledged; everything after it goes through TLS. It is bounded by the
+// handshake deadline and stopped by shutdown, both set on the raw
+// connection. A failed handshake ends the session (proto.md: too late to
+// go on without TLS).
+func (c *nbdConn) startTLS() error {
+	tc := tls.Server(c.raw, c.srv.opts.TLS)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	c.conn, c.tls = tc, true
+	return nil
 }
 
 // infoOrGo answers NBD_OPT_INFO or NBD_OPT_GO. It returns true when an

@@ -41,6 +41,7 @@ const (
 	nbdRepErrPolicy  = uint32(1<<31 + 2) // not in go-nbd
 	nbdRepErrInvalid = uint32(1<<31 + 3) // not in go-nbd
 	nbdRepErrUnknown = protocol.NEGOTIATION_TYPE_REPLY_ERR_UNKNOWN
+	nbdRepErrTLSReqd = uint32(1<<31 + 5) // not in go-nbd
 
 	// Information types of NBD_REP_INFO.
 	nbdInfoExport      = protocol.NEGOTIATION_TYPE_INFO_EXPORT

@@ -8,12 +8,14 @@
 //   - Fixed newstyle handshake, with NBD_FLAG_NO_ZEROES/NBD_FLAG_C_NO_ZEROES;
 //     unknown client flags end the session. A client that does not set
 //     NBD_FLAG_C_FIXED_NEWSTYLE is served as fixed newstyle anyway.
-//   - Options NBD_OPT_EXPORT_NAME, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST and
-//     NBD_OPT_ABORT; information NBD_INFO_EXPORT, NBD_INFO_NAME,
-//     NBD_INFO_DESCRIPTION and NBD_INFO_BLOCK_SIZE. Every other option
-//     (NBD_OPT_STARTTLS, NBD_OPT_STRUCTURED_REPLY, the meta context options,
-//     extended headers, ...) gets NBD_REP_ERR_UNSUP. Option data is bounded
+//   - Options NBD_OPT_EXPORT_NAME, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST,
+//     NBD_OPT_ABORT and NBD_OPT_STARTTLS; information NBD_INFO_EXPORT,
+//     NBD_INFO_NAME, NBD_INFO_DESCRIPTION and NBD_INFO_BLOCK_SIZE. Every other
+//     option (NBD_OPT_STRUCTURED_REPLY, the meta context options, extended
+//     headers, ...) gets NBD_REP_ERR_UNSUP. Option data is bounded
 //     (nbdMaxOptionLen); a longer option ends the session.
+//   - TLS: with Options.TLS the FORCEDTLS mode of proto.md "TLS support",
+//     otherwise NOTLS (NBD_OPT_STARTTLS gets NBD_REP_ERR_POLICY). See tls.go.
 //   - One export: the empty (default) name and Options.Name both select it.
 //   - Simple replies; commands READ, WRITE, DISC, FLUSH, TRIM (only with
 //     Options.AllowDiscard; whole sectors inside the range are discarded)
@@ -53,7 +55,15 @@
 // the requests in flight, then syncs; so does the end of any connection that
 // wrote. A read-only export never calls Sync.
 //
-// Not implemented: TLS (NOTLS mode only); structured replies, and with them
+// Limits (Options): a connection holds at most its share of the buffer pool;
+// negotiation, TLS handshake included, must end within HandshakeTimeout; a
+// reply whose client takes no bytes for WriteTimeout ends the connection; an
+// IdleTimeout can end connections that send nothing; Serve serves at most
+// MaxConnections at once. Before transmission a connection has no read
+// buffer, so one that connects and stops costs a goroutine and a socket. The
+// kernel's connections (AttachKernel) have no timeouts.
+//
+// Not implemented: SELECTIVETLS; structured replies, and with them
 // block status, meta contexts and NBD_CMD_FLAG_DF; extended headers;
 // NBD_CMD_CACHE and NBD_CMD_RESIZE (answered with NBD_EINVAL); fast zero
 // (NBD_FLAG_SEND_FAST_ZERO is not advertised, NBD_CMD_FLAG_FAST_ZERO gets
@@ -66,10 +76,12 @@ package nbd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,13 +103,15 @@ type Discarder interface {
 	Discard(off, length int64) error
 }
 
-// Options configures an Server. The zero value serves a writable export
-// named "" with the default limits.
+// Options configures a Server. The zero value serves a writable export
+// named "" without TLS, with the default limits.
 type Options struct {
 	// Name is the export's canonical name. The empty name, the "default
 	// export" of proto.md, always selects the export too.
 	Name string
-	// Description is sent to clients that ask for NBD_INFO_DESCRIPTION.
+	// Description is sent to clients that ask for NBD_INFO_DESCRIPTION (and
+	// in NBD_OPT_LIST). Whoever can negotiate reads it: it should not say
+	// more than the export's name does.
 	Description string
 	// ReadOnly advertises NBD_FLAG_READ_ONLY and fails every write with NBD_EPERM.
 	ReadOnly bool
@@ -105,22 +119,53 @@ type Options struct {
 	// sectors to the Device, which must implement Discarder. See Discarder for
 	// what that reveals. Ignored when ReadOnly.
 	AllowDiscard bool
+	// TLS, if set, makes every connection that Serve or ServeConn negotiates
+	// upgrade to TLS with NBD_OPT_STARTTLS before anything else: proto.md's
+	// FORCEDTLS mode (see tls.go). TLSConfig builds one the way nbdkit and
+	// qemu-nbd do. The kernel attach never negotiates and ignores it.
+	TLS *tls.Config
 	// MaxInFlight bounds the requests of one connection being served at once
 	// (default 16).
 	MaxInFlight int
 	// BufferBytes bounds the memory of request buffers across all connections
 	// (default 128 MiB; at least 32 MiB, the largest request).
 	BufferBytes int64
+	// ConnBufferBytes bounds the request buffers one connection holds at once
+	// (default a quarter of BufferBytes, at least 32 MiB), so that a client
+	// that sends large READs and does not read the replies cannot take the
+	// whole pool from the others.
+	ConnBufferBytes int64
+	// MaxConnections bounds the connections Serve serves at once, from accept
+	// to close, across all its listeners (default 100, as qemu's NBD server
+	// since CVE-2024-7409). A connection over it is closed at once.
+	MaxConnections int
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// transmission phase, TLS handshake included (default 10 s, as qemu-nbd's
+	// --handshake-limit; negative: none). A client that has not finished
+	// negotiating by then is dropped.
+	HandshakeTimeout time.Duration
+	// IdleTimeout, if positive, drops a connection in transmission that has
+	// no request in flight and sends none for this long (default 0: never; a
+	// VM or an nbdfuse mount may rightly send nothing for hours, and most
+	// clients do not reconnect).
+	IdleTimeout time.Duration
+	// WriteTimeout drops a connection whose client takes no bytes of a reply
+	// for this long (default 30 s; negative: none), which gives its request
+	// buffers back to the pool.
+	WriteTimeout time.Duration
 	// OnError, if set, is told about errors no client sees in full: a Device
 	// error (the client gets NBD_EIO), and a connection accepted by Serve that
-	// ended with a protocol violation or an I/O error. It may be called from
-	// several goroutines at once.
+	// ended with a protocol violation or an I/O error, or was refused over
+	// MaxConnections. It may be called from several goroutines at once.
 	OnError func(error)
 }
 
 const (
-	defaultMaxInFlight = 16
-	defaultBufferBytes = 128 << 20
+	defaultMaxInFlight      = 16
+	defaultBufferBytes      = 128 << 20
+	defaultMaxConnections   = 100
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultWriteTimeout     = 30 * time.Second
 	// shutdownGrace is how long Close lets a connection write the replies of
 	// the requests it is finishing before giving up on a client that does not
 	// read them.
@@ -148,6 +193,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*nbdConn]struct{}
 	wg        sync.WaitGroup // Serve calls and connections
+	accepted  int            // connections of Serve now open, bounded by MaxConnections
+	refusing  bool           // a connection over MaxConnections was reported and none ended since
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,6 +225,32 @@ func NewServer(dev Device, opts Options) (*Server, error) {
 	}
 	if opts.BufferBytes < nbdMaxBlock {
 		return nil, fmt.Errorf("nbd: buffer budget of %d bytes is below the largest request, %d", opts.BufferBytes, nbdMaxBlock)
+	}
+	if opts.ConnBufferBytes <= 0 {
+		opts.ConnBufferBytes = max(opts.BufferBytes/4, nbdMaxBlock)
+	}
+	if opts.ConnBufferBytes < nbdMaxBlock || opts.ConnBufferBytes > opts.BufferBytes {
+		return nil, fmt.Errorf("nbd: a connection's buffer share of %d bytes is not between the largest request, %d, and the budget, %d",
+			opts.ConnBufferBytes, nbdMaxBlock, opts.BufferBytes)
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = defaultMaxConnections
+	}
+	switch {
+	case opts.HandshakeTimeout == 0:
+		opts.HandshakeTimeout = defaultHandshakeTimeout
+	case opts.HandshakeTimeout < 0:
+		opts.HandshakeTimeout = 0
+	}
+	switch {
+	case opts.WriteTimeout == 0:
+		opts.WriteTimeout = defaultWriteTimeout
+	case opts.WriteTimeout < 0:
+		opts.WriteTimeout = 0
+	}
+	opts.IdleTimeout = max(opts.IdleTimeout, 0)
+	if opts.TLS != nil {
+		opts.TLS = opts.TLS.Clone()
 	}
 	s := &Server{
 		dev:           dev,
@@ -257,14 +330,45 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		delay = 0
+		if !s.admit(conn) {
+			continue
+		}
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
+			defer s.leave()
 			if err := s.ServeConn(ctx, conn); err != nil && !errors.Is(err, ErrServerClosed) {
 				s.report(fmt.Errorf("nbd: %s: %w", connName(conn), err))
 			}
 		}()
 	}
+}
+
+// admit counts a connection Serve accepted against MaxConnections, or closes
+// it if there is no room. The first refusal is reported; the next only after
+// a connection has ended, so that a flood does not flood OnError too.
+func (s *Server) admit(conn net.Conn) bool {
+	s.mu.Lock()
+	if s.accepted < s.opts.MaxConnections {
+		s.accepted++
+		s.mu.Unlock()
+		return true
+	}
+	report := !s.refusing
+	s.refusing = true
+	s.mu.Unlock()
+	conn.Close()
+	if report {
+		s.report(fmt.Errorf("nbd: %s refused: %d connections are open, the limit", connName(conn), s.opts.MaxConnections))
+	}
+	return false
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.accepted--
+	s.refusing = false
+	s.mu.Unlock()
 }
 
 // ServeConn serves one client connection, from the handshake to its end, and
@@ -277,13 +381,22 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	defer s.untrack(c)
+	c.writeTimeout, c.idleTimeout = s.opts.WriteTimeout, s.opts.IdleTimeout
 	stop := context.AfterFunc(ctx, c.shutdown)
 	defer stop()
 
+	if s.opts.HandshakeTimeout > 0 {
+		c.setDeadline(time.Now().Add(s.opts.HandshakeTimeout))
+	}
 	ok, err := c.negotiate()
 	if err != nil || !ok {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.stopping() {
+			err = fmt.Errorf("negotiation not finished within %v: %w", s.opts.HandshakeTimeout, err)
+		}
 		return c.finish(err)
 	}
+	c.setDeadline(time.Time{})
 	return c.finish(c.transmit())
 }
 
@@ -341,10 +454,11 @@ func (s *Server) track(conn net.Conn) (*nbdConn, error) {
 	}
 	c := &nbdConn{
 		srv:      s,
+		raw:      conn,
 		conn:     conn,
-		r:        bufio.NewReaderSize(conn, 64<<10),
 		stop:     make(chan struct{}),
 		minBlock: 1,
+		share:    connShare{limit: s.opts.ConnBufferBytes},
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -384,20 +498,29 @@ func connName(conn net.Conn) string {
 // nbdConn is one client connection.
 type nbdConn struct {
 	srv  *Server
-	conn net.Conn
-	r    *bufio.Reader
+	raw  net.Conn      // as accepted: deadlines go to it
+	conn net.Conn      // the protocol's stream: raw, or a *tls.Conn over it after NBD_OPT_STARTTLS
+	r    *bufio.Reader // over conn, from the transmission phase on
 
-	stop     chan struct{} // closed by shutdown
-	stopOnce sync.Once
+	stop      chan struct{} // closed by shutdown
+	stopOnce  sync.Once
+	stopWrite time.Time // the write deadline once stopping; set before stop is closed
+
+	// Limits of a negotiated connection; zero (none) for the kernel's.
+	writeTimeout time.Duration
+	idleTimeout  time.Duration
+	share        connShare
 
 	// Set by negotiation (or by the kernel attach).
+	tls      bool   // TLS was initiated
 	flags    uint16 // transmission flags
 	minBlock int64  // alignment enforced; 1 unless block sizes were negotiated
 
 	// Transmission.
 	slots    chan struct{} // one token per request in flight
 	inflight sync.WaitGroup
-	wrote    bool // a write-type request was dispatched; only the reader touches it
+	active   atomic.Int32 // requests in flight, for the idle timeout
+	wrote    bool         // a write-type request was dispatched; only the reader touches it
 	wmu      sync.Mutex
 	werr     error // first error writing a reply; under wmu
 }
@@ -406,9 +529,10 @@ type nbdConn struct {
 // Replies still being written get shutdownGrace.
 func (c *nbdConn) shutdown() {
 	c.stopOnce.Do(func() {
+		c.stopWrite = time.Now().Add(c.srv.shutdownGrace)
 		close(c.stop)
-		c.conn.SetReadDeadline(time.Now())
-		c.conn.SetWriteDeadline(time.Now().Add(c.srv.shutdownGrace))
+		c.raw.SetReadDeadline(time.Now())
+		c.raw.SetWriteDeadline(c.stopWrite)
 	})
 }
 
@@ -421,8 +545,32 @@ func (c *nbdConn) stopping() bool {
 	}
 }
 
+// setReadDeadline, setWriteDeadline and setDeadline set the connection's
+// deadlines (zero: none) without undoing shutdown's: once stopping, reads end
+// at once and writes by stopWrite.
+func (c *nbdConn) setReadDeadline(t time.Time) {
+	c.raw.SetReadDeadline(t)
+	if c.stopping() {
+		c.raw.SetReadDeadline(time.Now())
+	}
+}
+
+func (c *nbdConn) setWriteDeadline(t time.Time) {
+	c.raw.SetWriteDeadline(t)
+	if c.stopping() && (t.IsZero() || t.After(c.stopWrite)) {
+		c.raw.SetWriteDeadline(c.stopWrite)
+	}
+}
+
+func (c *nbdConn) setDeadline(t time.Time) {
+	c.setReadDeadline(t)
+	c.setWriteDeadline(t)
+}
+
 // finish closes the connection and turns the way it ended into ServeConn's
-// result: an end caused by shutdown is not an error.
+// result: an end caused by shutdown is not an error. Over TLS, Close sends
+// close_notify first (proto.md: shut down the TLS session, then the
+// connection), under a deadline of crypto/tls's own.
 func (c *nbdConn) finish(err error) error {
 	c.conn.Close()
 	if err != nil && c.stopping() {

@@ -118,7 +118,8 @@ func TestNBDOptionHaggling(t *testing.T) {
 			t.Fatalf("%s: reply option %d type %#x, want %d %#x", what, r.opt, r.typ, opt, want)
 		}
 	}
-	for _, opt := range []uint32{nbdOptStartTLS, nbdOptStructuredReply, nbdOptListMetaContext, nbdOptSetMetaContext, 11, 4, 0, 1000, 1 << 31} {
+	expect("STARTTLS without TLS configured", nbdOptStartTLS, nil, nbdRepErrPolicy)
+	for _, opt := range []uint32{nbdOptStructuredReply, nbdOptListMetaContext, nbdOptSetMetaContext, 11, 4, 0, 1000, 1 << 31} {
 		expect(fmt.Sprintf("option %d", opt), opt, []byte("some data"), nbdRepErrUnsup)
 	}
 	expect("LIST with data", nbdOptList, []byte{1}, nbdRepErrInvalid)

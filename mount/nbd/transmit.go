@@ -1,11 +1,13 @@
 package nbd
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/pojntfx/go-nbd/pkg/protocol"
 )
@@ -18,6 +20,18 @@ import (
 // errDisc ends the request loop when the client sends NBD_CMD_DISC.
 var errDisc = errors.New("NBD_CMD_DISC")
 
+// errIdle ends a connection that was idle for Options.IdleTimeout.
+var errIdle = errors.New("idle")
+
+// transmitReadBuffer is the reader's buffer in the transmission phase: many
+// request headers, or a small WRITE with its payload, per read.
+const transmitReadBuffer = 64 << 10
+
+// writeChunk is the most of a reply written under one write deadline: with
+// Options.WriteTimeout, a client must take a chunk per timeout, not a whole
+// 32 MiB reply.
+const writeChunk = 1 << 20
+
 // zeroChunk is the largest buffer one WRITE_ZEROES request uses; longer ones
 // are written a chunk at a time.
 const zeroChunk = 1 << 20
@@ -26,6 +40,7 @@ const zeroChunk = 1 << 20
 // shut down, then waits for the requests in flight and syncs if anything was
 // written.
 func (c *nbdConn) transmit() error {
+	c.r = bufio.NewReaderSize(c.conn, transmitReadBuffer)
 	c.slots = make(chan struct{}, c.srv.opts.MaxInFlight)
 	err := c.readRequests()
 	c.inflight.Wait()
@@ -45,12 +60,15 @@ func (c *nbdConn) transmit() error {
 func (c *nbdConn) readRequests() error {
 	for {
 		var b [nbdRequestSize]byte
-		if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		if err := c.readHeader(b[:]); err != nil {
 			if werr := c.replyErr(); werr != nil {
 				return werr // the reply writer closed the connection
 			}
 			if c.stopping() || errors.Is(err, io.EOF) {
 				return nil // shut down, or the client hung up between requests
+			}
+			if errors.Is(err, errIdle) {
+				return fmt.Errorf("no request for %v: %w", c.idleTimeout, err)
 			}
 			return fmt.Errorf("reading request: %w", err)
 		}
@@ -66,6 +84,31 @@ func (c *nbdConn) readRequests() error {
 				return nil
 			}
 			return err
+		}
+	}
+}
+
+// readHeader reads the next request header. With an idle timeout, a
+// connection that has nothing in flight and sends nothing for that long ends
+// with errIdle; one that stops in the middle of a header ends with the
+// timeout.
+func (c *nbdConn) readHeader(b []byte) error {
+	if c.idleTimeout <= 0 {
+		_, err := io.ReadFull(c.r, b)
+		return err
+	}
+	for {
+		c.setReadDeadline(time.Now().Add(c.idleTimeout))
+		n, err := io.ReadFull(c.r, b)
+		if err == nil {
+			return nil
+		}
+		var ne net.Error
+		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() || c.stopping() {
+			return err
+		}
+		if c.active.Load() == 0 {
+			return errIdle
 		}
 	}
 }
@@ -98,8 +141,11 @@ func (c *nbdConn) dispatch(req protocol.TransmissionRequestHeader) error {
 		return err
 	}
 	if req.Type == nbdCmdWrite && len(buf) > 0 {
+		if c.idleTimeout > 0 {
+			c.setReadDeadline(time.Now().Add(c.idleTimeout))
+		}
 		if _, err := io.ReadFull(c.r, buf); err != nil {
-			c.srv.bufs.put(buf)
+			c.putBuffer(buf)
 			<-c.slots
 			return fmt.Errorf("reading WRITE payload: %w", noEOF(err))
 		}
@@ -116,6 +162,7 @@ func (c *nbdConn) dispatch(req protocol.TransmissionRequestHeader) error {
 		c.wrote = true
 	}
 	c.inflight.Add(1)
+	c.active.Add(1)
 	go c.run(req, buf, lock)
 	return nil
 }
@@ -132,7 +179,23 @@ func (c *nbdConn) buffer(req protocol.TransmissionRequestHeader) ([]byte, error)
 	if n == 0 {
 		return nil, nil
 	}
-	return c.srv.bufs.get(n, c.stop)
+	// The connection's share first, then the pool: a connection at its
+	// share waits without holding a place in the pool's queue.
+	share := int64(classSize(sizeClass(n)))
+	if err := c.share.acquire(share, c.stop); err != nil {
+		return nil, err
+	}
+	b, err := c.srv.bufs.get(n, c.stop)
+	if err != nil {
+		c.share.release(share)
+	}
+	return b, err
+}
+
+// putBuffer gives back a buffer from buffer, to the pool and to the share.
+func (c *nbdConn) putBuffer(b []byte) {
+	c.srv.bufs.put(b)
+	c.share.release(int64(classSize(sizeClass(cap(b)))))
 }
 
 // check validates a request against the export and the negotiated flags and
@@ -195,6 +258,7 @@ func (c *nbdConn) check(req protocol.TransmissionRequestHeader) uint32 {
 // run executes a dispatched request and replies to it.
 func (c *nbdConn) run(req protocol.TransmissionRequestHeader, buf []byte, lock *rangeLock) {
 	defer c.inflight.Done()
+	defer c.active.Add(-1)
 	defer func() { <-c.slots }()
 	if lock != nil {
 		c.srv.locks.wait(lock)
@@ -209,7 +273,7 @@ func (c *nbdConn) run(req protocol.TransmissionRequestHeader, buf []byte, lock *
 	}
 	c.reply(req.Handle, errno, payload) // a failed write ends the reader too
 	if buf != nil {
-		c.srv.bufs.put(buf)
+		c.putBuffer(buf)
 	}
 }
 
@@ -308,16 +372,38 @@ func (c *nbdConn) reply(handle uint64, errno uint32, payload []byte) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	var err error
-	if len(payload) == 0 {
-		_, err = c.conn.Write(h[:])
-	} else {
-		bufs := net.Buffers{h[:], payload}
-		_, err = bufs.WriteTo(c.conn)
-	}
-	if err != nil {
+	if err := c.writeReply(h[:], payload); err != nil {
 		c.werr = fmt.Errorf("sending reply: %w", err)
-		c.conn.Close()
+		c.raw.Close()
 	}
 	return c.werr
+}
+
+// writeReply writes a reply header and its payload. With a write timeout,
+// the client must take each writeChunk of it within the timeout.
+func (c *nbdConn) writeReply(h, payload []byte) error {
+	if c.writeTimeout <= 0 {
+		if len(payload) == 0 {
+			_, err := c.conn.Write(h)
+			return err
+		}
+		bufs := net.Buffers{h, payload}
+		_, err := bufs.WriteTo(c.conn)
+		return err
+	}
+	first := min(len(payload), writeChunk)
+	c.setWriteDeadline(time.Now().Add(c.writeTimeout))
+	bufs := net.Buffers{h, payload[:first]}
+	if _, err := bufs.WriteTo(c.conn); err != nil {
+		return err
+	}
+	for p := payload[first:]; len(p) > 0; {
+		n := min(len(p), writeChunk)
+		c.setWriteDeadline(time.Now().Add(c.writeTimeout))
+		if _, err := c.conn.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
