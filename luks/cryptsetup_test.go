@@ -1,0 +1,84 @@
+package luks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// TestUnlockCryptsetupVolumes opens volumes made by cryptsetup — LUKS1 with
+// every PBKDF2 hash, LUKS2 with every KDF and both sector sizes, several
+// keyslots with different KDFs, binary keyfile secrets — with each secret, and
+// checks the key against luksDump --dump-volume-key.
+func TestUnlockCryptsetupVolumes(t *testing.T) {
+	needCryptsetup(t)
+	type volume struct {
+		name   string
+		format []string
+		add    []string // KDF names of extra keyslots
+	}
+	var vols []volume
+	for _, h := range []string{"sha1", "sha256", "sha512", "ripemd160"} {
+		vols = append(vols, volume{"luks1-" + h, []string{"--type", "luks1", "--hash", h, "--pbkdf-force-iterations", "1000", "--key-size", "512"}, []string{"pbkdf2"}})
+	}
+	vols = append(vols, volume{"luks1-xts-plain", []string{"--type", "luks1", "--cipher", "aes-xts-plain", "--pbkdf-force-iterations", "1000", "--key-size", "512"}, nil})
+	for _, k := range []string{"argon2id", "argon2i", "pbkdf2", "pbkdf2-sha1", "pbkdf2-sha512"} {
+		for _, ss := range []string{"512", "4096"} {
+			f := append([]string{"--type", "luks2", "--sector-size", ss}, cheapKDF[k]...)
+			vols = append(vols, volume{fmt.Sprintf("luks2-%s-%s", k, ss), f, []string{"argon2i", "pbkdf2"}})
+		}
+	}
+	for _, v := range vols {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			secrets := [][]byte{[]byte("first passphrase")}
+			path := csFormat(t, dir, 20<<20, secrets[0], v.format...)
+			for i, k := range v.add {
+				s := []byte(fmt.Sprintf("keyfile\x00\n%d\xff", i)) // keyfile bytes: NUL, newline, non-UTF-8
+				args := cheapKDF[k]
+				if v.format[1] == "luks1" {
+					args = []string{"--pbkdf-force-iterations", "1000"}
+				}
+				csAddKey(t, path, secrets[0], s, args...)
+				secrets = append(secrets, s)
+			}
+			want := csVolumeKey(t, path, secrets[0])
+			h, f := readHeader(t, path)
+			if err := h.Supported(); err != nil {
+				t.Fatalf("Supported: %v", err)
+			}
+			for i, s := range secrets {
+				vk, slot, err := h.Unlock(context.Background(), f, s, AnySlot)
+				if err != nil {
+					t.Fatalf("secret %d: %v", i, err)
+				}
+				if slot != i || !bytes.Equal(vk.Bytes(), want) {
+					t.Fatalf("secret %d: slot %d, key %x, want slot %d, key %x", i, slot, vk.Bytes(), i, want)
+				}
+				vk.Destroy()
+				// Restricted to its own slot it opens, restricted to another it does not.
+				if vk, _, err := h.Unlock(context.Background(), f, s, i); err != nil {
+					t.Fatalf("secret %d in slot %d: %v", i, i, err)
+				} else {
+					vk.Destroy()
+				}
+				if _, _, err := h.Unlock(context.Background(), f, s, (i+1)%len(secrets)); len(secrets) > 1 && !errors.Is(err, ErrWrongPassphrase) {
+					t.Fatalf("secret %d in another slot: %v", i, err)
+				}
+			}
+			if _, _, err := h.Unlock(context.Background(), f, []byte("wrong"), AnySlot); !errors.Is(err, ErrWrongPassphrase) {
+				t.Fatalf("wrong passphrase: %v", err)
+			}
+			g, err := h.Geometry(20 << 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.KeySize != len(want) {
+				t.Fatalf("geometry key size %d, volume key %d bytes", g.KeySize, len(want))
+			}
+		})
+	}
+}
