@@ -2,6 +2,7 @@ package luks
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -126,7 +127,7 @@ func parseLUKS1(b []byte, size int64) (*luks1Header, error) {
 		end = max(end, uint64(s.offset)+areaSectors)
 	}
 	order := []int{0, 1, 2, 3, 4, 5, 6, 7}
-	slices.SortStableFunc(order, func(a, b int) int { return int(h.slots[a].offset) - int(h.slots[b].offset) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(h.slots[a].offset, h.slots[b].offset) })
 	for k := 1; k < len(order); k++ {
 		prev, next := &h.slots[order[k-1]], &h.slots[order[k]]
 		if uint64(next.offset) < uint64(prev.offset)+areaSectors {
@@ -171,4 +172,13 @@ func (h *luks1Header) end() uint64 {
 		end = max(end, uint64(h.slots[i].offset)+areaSectors)
 	}
 	return end * sector
+}
+
+// keyslotsStart is where the first keyslot area starts, in bytes.
+func (h *luks1Header) keyslotsStart() uint64 {
+	start := uint64(h.slots[0].offset)
+	for i := range h.slots {
+		start = min(start, uint64(h.slots[i].offset))
+	}
+	return start * sector
 }
