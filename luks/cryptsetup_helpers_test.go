@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/awnumar/memguard"
 
@@ -47,7 +48,11 @@ func cryptsetup(t testing.TB, stdin []byte, args ...string) string {
 }
 
 func runCryptsetup(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command("cryptsetup", append([]string{"--batch-mode"}, args...)...)
+	// A cryptsetup run is seconds at most here; a hang is a test bug (a
+	// costly default KDF), not something to wait for.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "cryptsetup", append([]string{"--batch-mode"}, args...)...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
