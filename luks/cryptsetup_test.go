@@ -23,7 +23,20 @@ func TestUnlockCryptsetupVolumes(t *testing.T) {
 	for _, h := range []string{"sha1", "sha256", "sha512", "ripemd160"} {
 		vols = append(vols, volume{"luks1-" + h, []string{"--type", "luks1", "--hash", h, "--pbkdf-force-iterations", "1000", "--key-size", "512"}, []string{"pbkdf2"}})
 	}
-	vols = append(vols, volume{"luks1-xts-plain", []string{"--type", "luks1", "--cipher", "aes-xts-plain", "--pbkdf-force-iterations", "1000", "--key-size", "512"}, nil})
+	// The ciphers the host's cryptsetup runs without device-mapper (AES, through
+	// the kernel's AF_ALG): cryptsetup 2.6's defaults (LUKS1 with a 256-bit
+	// key is AES-128-XTS) and the older aes-cbc-essiv:sha256 and aes-xts-plain.
+	// Serpent, Twofish and Camellia need dm-crypt to be formatted: the kernel
+	// lab tests them.
+	for _, c := range []struct{ cipher, bits string }{
+		{"aes-xts-plain64", "256"}, {"aes-xts-plain", "512"}, {"aes-cbc-essiv:sha256", "256"},
+		{"aes-cbc-essiv:sha256", "128"}, {"aes-cbc-plain64", "256"},
+	} {
+		for _, v := range []string{"luks1", "luks2"} {
+			vols = append(vols, volume{fmt.Sprintf("%s-%s-%s", v, c.cipher, c.bits),
+				[]string{"--type", v, "--cipher", c.cipher, "--key-size", c.bits, "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"}, []string{"pbkdf2"}})
+		}
+	}
 	for _, k := range []string{"argon2id", "argon2i", "pbkdf2", "pbkdf2-sha1", "pbkdf2-sha512"} {
 		for _, ss := range []string{"512", "4096"} {
 			f := append([]string{"--type", "luks2", "--sector-size", ss}, cheapKDF[k]...)

@@ -10,7 +10,8 @@ import (
 )
 
 // TestDataMatchesCryptsetup checks Geometry (offset, sector size, and the
-// 512-byte IV units cryptsetup uses for LUKS2 at every sector size) against
+// 512-byte IV units cryptsetup uses for LUKS2 at every sector size), with the
+// AES ciphers the host runs without device-mapper, against
 // data that cryptsetup itself encrypted and decrypted, in userspace: offline
 // `reencrypt --encrypt` of a plain file, attached (the data moved behind a
 // new header) and detached (--header), and offline `reencrypt --decrypt` of
@@ -18,13 +19,22 @@ import (
 func TestDataMatchesCryptsetup(t *testing.T) {
 	needCryptsetup(t)
 	pass := []byte("data passphrase")
-	for _, ss := range []int{512, 2048, 4096} {
-		t.Run(fmt.Sprint(ss), func(t *testing.T) {
+	for _, tc := range []struct {
+		cipher string
+		bits   int
+		ss     int
+	}{
+		{"aes-xts-plain64", 512, 512}, {"aes-xts-plain64", 512, 2048}, {"aes-xts-plain64", 512, 4096},
+		{"aes-xts-plain64", 256, 4096}, {"aes-xts-plain", 512, 512}, {"aes-cbc-essiv:sha256", 256, 512},
+		{"aes-cbc-essiv:sha256", 256, 4096}, {"aes-cbc-plain64", 128, 4096},
+	} {
+		ss := tc.ss
+		t.Run(fmt.Sprintf("%s-%d-%d", tc.cipher, tc.bits, ss), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			plain := make([]byte, 4<<20)
 			rand.Read(plain)
-			kdf := append([]string{"--type", "luks2", "--sector-size", fmt.Sprint(ss)}, cheapKDF["pbkdf2"]...)
+			kdf := append([]string{"--type", "luks2", "--sector-size", fmt.Sprint(ss), "--cipher", tc.cipher, "--key-size", fmt.Sprint(tc.bits)}, cheapKDF["pbkdf2"]...)
 
 			// Attached: the plaintext moves 8 MiB down behind the header.
 			attached := filepath.Join(dir, "attached.img")
