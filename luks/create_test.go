@@ -46,7 +46,7 @@ func TestCreateWithCryptsetup(t *testing.T) {
 	if got := csVolumeKey(t, path, secret); !bytes.Equal(got, vk.Bytes()) {
 		t.Fatal("cryptsetup gets another volume key")
 	}
-	g, err := h.Geometry(24 << 20)
+	g, err := h.Geometry(24<<20, false)
 	if err != nil || g.Offset != DefaultDataOffset || g.SectorSize != 4096 || !g.Dynamic || g.Size != 8<<20 {
 		t.Fatalf("Geometry %+v, %v", g, err)
 	}
@@ -73,7 +73,7 @@ func TestCreateWithCryptsetup(t *testing.T) {
 	}
 	defer dvk.Destroy()
 	plain := bytes.Repeat([]byte("cryptvol detached header data. "), 1<<16)[:1<<20]
-	dg, err := dh.Geometry(int64(len(plain)))
+	dg, err := dh.Geometry(int64(len(plain)), true)
 	if err != nil || dg.Offset != 0 || dg.SectorSize != 512 {
 		t.Fatalf("detached Geometry %+v, %v", dg, err)
 	}
@@ -111,7 +111,7 @@ func TestSetDataSize(t *testing.T) {
 		t.Fatal("a size that is not whole sectors was set")
 	}
 	h2, _ := readHeader(t, path)
-	if g, err := h2.Geometry(24 << 20); err != nil || g.Size != 4<<20 || g.Dynamic {
+	if g, err := h2.Geometry(24<<20, false); err != nil || g.Size != 4<<20 || g.Dynamic {
 		t.Fatalf("Geometry %+v, %v", g, err)
 	}
 	if out := cryptsetup(t, nil, "luksDump", path); !strings.Contains(out, "length: 4194304 [bytes]") {

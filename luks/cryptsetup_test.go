@@ -85,7 +85,7 @@ func TestUnlockCryptsetupVolumes(t *testing.T) {
 			if _, _, err := h.Unlock(context.Background(), f, []byte("wrong"), AnySlot); !errors.Is(err, ErrWrongPassphrase) {
 				t.Fatalf("wrong passphrase: %v", err)
 			}
-			g, err := h.Geometry(20 << 20)
+			g, err := h.Geometry(20<<20, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,7 +57,7 @@ func TestDataMatchesCryptsetup(t *testing.T) {
 			cryptsetup(t, pass, append(append([]string{"luksFormat", "--header", hdr2, "--key-file=-"}, kdf...), data2)...)
 			h, f := readHeader(t, hdr2)
 			vk, _ := mustUnlock(t, hdr2, pass)
-			g, err := h.Geometry(int64(len(plain)))
+			g, err := h.Geometry(int64(len(plain)), true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func checkDecrypts(t *testing.T, hdr, data string, pass, plain []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := h.Geometry(int64(len(enc)))
+	g, err := h.Geometry(int64(len(enc)), hdr != data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,10 +122,12 @@ type Geometry struct {
 // IV IVOffset + 8n.
 func (g Geometry) IV(n uint64) uint64 { return g.IVOffset + n*uint64(g.SectorSize/sector) }
 
-// Geometry returns the data geometry on a data device of dataSize bytes (the
-// volume itself, or the data device of a detached header). It fails for an
-// unsupported header and for data that does not fit the device.
-func (h *Header) Geometry(dataSize int64) (Geometry, error) {
+// Geometry returns the data geometry on a data device of dataSize bytes: the
+// volume itself, or, when detached is set, the data device of a header read
+// from a separate file. It fails for an unsupported header, for data that
+// does not fit the device, and for data at offset 0 on the device that holds
+// the header (a detached header read as if it were attached).
+func (h *Header) Geometry(dataSize int64, detached bool) (Geometry, error) {
 	if err := h.Supported(); err != nil {
 		return Geometry{}, err
 	}
@@ -138,6 +140,9 @@ func (h *Header) Geometry(dataSize int64) (Geometry, error) {
 		s := m.segments[0]
 		g = Geometry{Cipher: s.encryption, KeySize: m.volumeKeySize(), SectorSize: int(s.sectorSize),
 			Offset: s.offset, Size: s.size, Dynamic: s.dynamic, IVOffset: s.ivTweak}
+	}
+	if !detached && g.Offset < h.areasEnd() {
+		return Geometry{}, damaged("data offset", "%d is inside the header area, which ends at %d (a detached header?)", g.Offset, h.areasEnd())
 	}
 	if dataSize < 0 || uint64(dataSize) <= g.Offset {
 		return Geometry{}, damaged("data offset", "%d is not inside the %d-byte data device", g.Offset, dataSize)

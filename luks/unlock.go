@@ -253,7 +253,7 @@ func (h *luks1Header) tries(slot int) ([]keyslotTry, error) {
 
 func (m *luks2Meta) tries(slot int) ([]keyslotTry, error) {
 	d := m.segmentDigest()
-	usable := func(k *luks2Keyslot) bool { return k.typ == "luks2" && k.digest == d.id }
+	usable := func(k *luks2Keyslot) bool { return k.digest == d.id }
 	if slot != AnySlot {
 		if slot < 0 || slot >= luks2MaxIDs {
 			return nil, &SlotError{slot, fmt.Sprintf("does not exist (LUKS2 keyslots are 0-%d)", luks2MaxIDs-1)}
@@ -263,7 +263,7 @@ func (m *luks2Meta) tries(slot int) ([]keyslotTry, error) {
 		case k == nil:
 			return nil, &SlotError{slot, "is not active"}
 		case !usable(k):
-			return nil, &SlotError{slot, "does not hold the volume key (an unbound or foreign keyslot)"}
+			return nil, &SlotError{slot, "does not hold the volume key (an unbound keyslot)"}
 		}
 		return []keyslotTry{m.try(k, d)}, nil
 	}
@@ -273,6 +273,15 @@ func (m *luks2Meta) tries(slot int) ([]keyslotTry, error) {
 			if usable(k) && k.priority == prio {
 				tries = append(tries, m.try(k, d))
 			}
+		}
+	}
+	// Keyslots cryptsetup does not try either, listed so that an unlock that
+	// finds nothing says why.
+	for _, k := range m.keyslots {
+		if usable(k) && k.priority != PriorityPrefer && k.priority != PriorityNormal {
+			t := m.try(k, d)
+			t.problem = unsupported(fmt.Sprintf("keyslot %d", k.id), "priority %s: tried only when asked for by number", priorityName(k.priority))
+			tries = append(tries, t)
 		}
 	}
 	return tries, nil
