@@ -86,9 +86,7 @@ var errDigestMismatch = errors.New("digest mismatch")
 // first one secret opens. A keyslot that cannot be tried (unsupported, over
 // the cost bounds) is skipped and reported if nothing opens; a cancelled
 // context or an I/O error stops at once.
-func openSlots(ctx context.Context, r io.ReaderAt, secret []byte, tries []keyslotTry) (*memguard.LockedBuffer, int, error) {
-	cache := newKEKCache(ctx, secret)
-	defer cache.destroy()
+func openSlots(ctx context.Context, r io.ReaderAt, cache *kekCache, tries []keyslotTry) (*memguard.LockedBuffer, int, error) {
 	var skipped []error
 	tried := 0
 	for _, t := range tries {
@@ -211,7 +209,9 @@ func (h *Header) Unlock(ctx context.Context, r io.ReaderAt, secret []byte, slot 
 	if err != nil {
 		return nil, -1, err
 	}
-	return openSlots(ctx, r, secret, tries)
+	cache := newKEKCache(ctx, secret)
+	defer cache.destroy()
+	return openSlots(ctx, r, cache, tries)
 }
 
 // tries lists the keyslots an unlock tries, in order.
