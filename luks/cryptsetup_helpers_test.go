@@ -24,11 +24,12 @@ import (
 // cheapKDF are cryptsetup options for the cheapest derivations it accepts, so
 // tests stay fast.
 var cheapKDF = map[string][]string{
-	"argon2id":      {"--pbkdf", "argon2id", "--pbkdf-memory", "32", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"},
-	"argon2i":       {"--pbkdf", "argon2i", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2"},
-	"pbkdf2":        {"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"},
-	"pbkdf2-sha1":   {"--pbkdf", "pbkdf2", "--hash", "sha1", "--pbkdf-force-iterations", "1000"},
-	"pbkdf2-sha512": {"--pbkdf", "pbkdf2", "--hash", "sha512", "--pbkdf-force-iterations", "1000"},
+	"argon2id":         {"--pbkdf", "argon2id", "--pbkdf-memory", "32", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"},
+	"argon2i":          {"--pbkdf", "argon2i", "--pbkdf-memory", "64", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2"},
+	"pbkdf2":           {"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"},
+	"pbkdf2-sha1":      {"--pbkdf", "pbkdf2", "--hash", "sha1", "--pbkdf-force-iterations", "1000"},
+	"pbkdf2-sha512":    {"--pbkdf", "pbkdf2", "--hash", "sha512", "--pbkdf-force-iterations", "1000"},
+	"pbkdf2-whirlpool": {"--pbkdf", "pbkdf2", "--hash", "whirlpool", "--pbkdf-force-iterations", "1000"},
 }
 
 func needCryptsetup(t testing.TB) {
