@@ -2,6 +2,7 @@ package luks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -51,15 +52,7 @@ func (s *luks2State) usedAreas() [][2]uint64 {
 			areas = append(areas, [2]uint64{k.areaOff, k.areaSize})
 		}
 	}
-	slices.SortFunc(areas, func(a, b [2]uint64) int {
-		if a[0] != b[0] {
-			if a[0] < b[0] {
-				return -1
-			}
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(areas, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
 	return areas
 }
 
@@ -171,7 +164,8 @@ func eraseUnusedDigests(tree *jsonValue) {
 	ds := tree.get("digests")
 	kept := ds.obj[:0:0]
 	for _, m := range ds.obj {
-		if len(m.val.get("keyslots").arr) > 0 || len(m.val.get("segments").arr) > 0 {
+		ks, ss := m.val.get("keyslots"), m.val.get("segments")
+		if ks == nil || ss == nil || len(ks.arr) > 0 || len(ss.arr) > 0 {
 			kept = append(kept, m)
 		}
 	}
