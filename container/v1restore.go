@@ -13,6 +13,11 @@ var ErrOtherVault = errors.New("the header backup belongs to another vault")
 // `cryptvol header backup` stores it. It holds the keyslots: every passphrase
 // valid now opens the vault's data with it.
 func BackupHeader(path string) ([]byte, error) {
+	if typ, err := detectFile(path); err != nil {
+		return nil, err
+	} else if isLUKS(typ) {
+		return backupLUKS(path)
+	}
 	l, err := readLayoutOf(path)
 	if err != nil {
 		return nil, err
@@ -34,6 +39,9 @@ func RestoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions) er
 func restoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions, wrap func(fileOps) fileOps) error {
 	if opts == nil {
 		opts = &UnlockOptions{}
+	}
+	if IsLUKSBackup(backup) {
+		return restoreLUKS(path, backup, s, opts, nil)
 	}
 	passphrase, err := v1Secret(s)
 	if err != nil {

@@ -47,6 +47,13 @@ func randomBytes(n int) ([]byte, error) {
 	return b, nil
 }
 
+// VerifyKey checks that vk is the volume's key (against its digest):
+// ErrWrongKey if not. A key handed over by another process is checked so
+// before the data is opened with it.
+func (h *Header) VerifyKey(ctx context.Context, vk *memguard.LockedBuffer) error {
+	return h.checkVolumeKey(ctx, vk)
+}
+
 // checkVolumeKey verifies vk against the volume's digest before anything is
 // written with it.
 func (h *Header) checkVolumeKey(ctx context.Context, vk *memguard.LockedBuffer) error {
