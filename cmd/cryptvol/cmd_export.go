@@ -36,14 +36,14 @@ the vault's contents are zero. The vault must not be open read-write.`,
 			} else if !force && fileExists(out) {
 				return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
 			}
-			if _, err := container.Inspect(args[0]); err != nil {
+			if _, err := pf.learn(args[0]); err != nil {
 				return err
 			}
 			secret, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
-			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true,
+			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true, Header: pf.header,
 				Warn: func(m string) { u.warnf("%s: %s", args[0], m) }})
 			wipeSecret(secret)
 			if errors.Is(err, container.ErrInUse) {

@@ -132,8 +132,13 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 	if err != nil {
 		return err
 	}
-	if _, err := container.Inspect(abs); err != nil {
+	if _, err := o.pf.learn(abs); err != nil {
 		return err
+	}
+	if o.pf.header != "" {
+		if o.pf.header, err = filepath.Abs(o.pf.header); err != nil {
+			return err
+		}
 	}
 	reg := mount.DefaultRegistry()
 	if err := checkNotOpen(u, reg, abs); err != nil {
@@ -152,7 +157,7 @@ func openVault(u *ui, path, mountPoint string, o *openFlags) error {
 		return err
 	}
 	defer v.Close()
-	cfg := mount.Config{File: abs, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
+	cfg := mount.Config{File: abs, Header: o.pf.header, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
 		MountOptions: o.mountOptions, AllowDiscard: o.allowDiscard}
 	if owner := sudoOwner(); owner != nil && mountPoint != "" && !strings.Contains(o.mountOptions, "uid=") {
 		// vfat has no owners: its files belong to whoever the mount says.

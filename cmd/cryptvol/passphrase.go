@@ -29,6 +29,13 @@ type secretFlags struct {
 	keyfiles    []string
 	newFile     string // --new-passphrase-file
 	newKeyfiles []string
+	// LUKS: cryptsetup's --keyfile-offset and --keyfile-size, and a detached
+	// header file (--header).
+	keyfileOffset, keyfileSize int64
+	header                     string
+	// luks is set (learn) when the volume is LUKS: a keyfile is then the
+	// whole secret, with no passphrase to ask for.
+	luks bool
 }
 
 // register adds the flags: the current secret, and with withNew the new one.
@@ -39,6 +46,31 @@ func (p *secretFlags) register(c *cobra.Command, withNew bool) {
 		c.Flags().StringVar(&p.newFile, "new-passphrase-file", "", "read the new passphrase from the first line of this file (- for standard input)")
 		c.Flags().StringArrayVar(&p.newKeyfiles, "new-keyfile", nil, "a keyfile for the new keyslot (repeat for several)")
 	}
+	c.Flags().Int64Var(&p.keyfileOffset, "keyfile-offset", 0, "LUKS: skip this many bytes of the keyfile (as cryptsetup)")
+	c.Flags().Int64Var(&p.keyfileSize, "keyfile-size", 0, "LUKS: use this many bytes of the keyfile (as cryptsetup; default: all of it, up to 8 MiB)")
+	c.Flags().StringVar(&p.header, "header", "", "LUKS2: the volume's detached header file (as cryptsetup's --header)")
+}
+
+// headerPath is where path's header is: the --header file, or path itself.
+func (p *secretFlags) headerPath(path string) string {
+	if p.header != "" {
+		return p.header
+	}
+	return path
+}
+
+// learn inspects the header of path (or --header) and returns what it says,
+// remembering whether the volume is LUKS.
+func (p *secretFlags) learn(path string) (*container.Info, error) {
+	info, err := container.Inspect(p.headerPath(path))
+	if err != nil {
+		return nil, err
+	}
+	p.luks = info.LUKS != nil
+	if p.header != "" && !p.luks {
+		return nil, &usageError{fmt.Sprintf("--header %s: not a LUKS header (only LUKS volumes have detached headers)", p.header)}
+	}
+	return info, nil
 }
 
 func (p *secretFlags) check() error {
@@ -59,11 +91,19 @@ func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
 	if err := checkKeyfiles(p.keyfiles); err != nil {
 		return container.Secret{}, err
 	}
+	if (p.keyfileOffset != 0 || p.keyfileSize != 0) && (!p.luks || len(p.keyfiles) != 1) {
+		return container.Secret{}, &usageError{"--keyfile-offset and --keyfile-size apply to one --keyfile of a LUKS volume"}
+	}
+	s := container.Secret{Keyfiles: p.keyfiles, KeyfileOffset: p.keyfileOffset, KeyfileSize: p.keyfileSize}
+	if p.luks && len(p.keyfiles) > 0 && p.file == "" {
+		return s, nil // a LUKS keyfile is the whole secret: nothing to ask
+	}
 	pass, err := u.readPassphrase(p.file, prompt)
 	if err != nil {
 		return container.Secret{}, err
 	}
-	return container.Secret{Passphrase: pass, Keyfiles: p.keyfiles}, nil
+	s.Passphrase = pass
+	return s, nil
 }
 
 // newSecret reads a new secret: a passphrase (from file, or typed twice after
@@ -81,6 +121,19 @@ func (u *ui) newSecret(file string, keyfiles []string, prompt string) (container
 		return container.Secret{}, err
 	}
 	return container.Secret{Passphrase: pass, Keyfiles: keyfiles}, nil
+}
+
+// newSecretFor reads the new secret of a key add or change: as newSecret,
+// except that for a LUKS volume a new keyfile alone is the whole secret
+// (cryptsetup's luksAddKey NEW_KEYFILE), with nothing to ask.
+func (u *ui) newSecretFor(p *secretFlags, prompt string) (container.Secret, error) {
+	if p.luks && len(p.newKeyfiles) > 0 && p.newFile == "" {
+		if err := checkKeyfiles(p.newKeyfiles); err != nil {
+			return container.Secret{}, err
+		}
+		return container.Secret{Keyfiles: p.newKeyfiles}, nil
+	}
+	return u.newSecret(p.newFile, p.newKeyfiles, prompt)
 }
 
 // checkKeyfiles reports an unusable keyfile before anything is asked.

@@ -11,7 +11,7 @@ import (
 // file the user may only read when readOnlyOK (then nothing is repaired).
 // Repair notices become warnings.
 func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) (*container.Vault, error) {
-	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
+	if _, err := pf.learn(path); err != nil { // a damaged vault is reported before asking
 		return nil, err
 	}
 	pass, err := u.secret(pf, path)
@@ -19,7 +19,7 @@ func (u *ui) unlock(path string, pf *secretFlags, slots []int, readOnlyOK bool) 
 		return nil, err
 	}
 	defer wipeSecret(pass)
-	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) }}
+	opts := &container.UnlockOptions{Slots: slots, Header: pf.header, Warn: func(m string) { u.warnf("%s: %s", path, m) }}
 	v, err := container.Unlock(path, pass, opts)
 	if readOnlyOK && errors.Is(err, os.ErrPermission) {
 		opts.ReadOnly = true
