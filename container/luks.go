@@ -459,7 +459,7 @@ func inspectLUKS(path string, typ Type) (*Info, error) {
 	if g, err := h.Geometry(size, false); err == nil {
 		info.Geometry.Size = int64(g.Size)
 	}
-	info.Primary, info.Backup = CopyStatus{Offset: 0}, CopyStatus{Offset: -1, Problem: "none (LUKS1 has one header)"}
+	info.Primary, info.Backup = CopyStatus{Offset: 0}, CopyStatus{Offset: -1} // LUKS1 has one header
 	for i, c := range li.Copies {
 		cs := CopyStatus{Offset: int64(c.Offset), Sequence: c.Seqid, Problem: c.Problem}
 		if i == 0 {
