@@ -3,7 +3,8 @@
 # machine, as ratios (docs/PERFORMANCE.md):
 #   cipher  bench/cipher.sh: XTS-AES-256 against OpenSSL;
 #   nbd     `cryptvol serve` on a unix socket, nbdcopy of SIZE random bytes into
-#           it (write) and out of it to null: (read), beside nbdkit's luks filter,
+#           it (write) and out of it to null: (read), of a cryptvol vault and of a
+#           LUKS2 volume (create --type luks2), beside nbdkit's luks filter,
 #           qemu-nbd on a LUKS image and nbdkit serving a plaintext file; and,
 #           for context, that plaintext file written with nbdcopy --flush;
 #   fs      a vault made by `cryptvol create` and mounted by `cryptvol open
@@ -167,6 +168,15 @@ nbd_ours() { # round
 	echo "nbd cryptvol-serve write_MiBps=$(mbps "$w" "$BYTES") read_MiBps=$(mbps "$r" "$BYTES")"
 	mem_report "serve-round$1" "$before" "$after" "$tmp/mem.nbd"
 	rm -f "$v" "$tmp/mem.nbd"
+	# The same through a LUKS2 volume (4096-byte sectors, IVs in 512-byte units).
+	v=$tmp/n.luks
+	cv create "$v" --type luks2 --size "$SIZE" --filesystem none "${KDF[@]}" -q >/dev/null
+	serve_start "$v" "$sock"
+	w=$(secs nbdcopy "$tmp/rnd.bin" "$uri")
+	r=$(secs nbdcopy "$uri" null:)
+	serve_stop
+	echo "nbd cryptvol-serve-luks2 write_MiBps=$(mbps "$w" "$BYTES") read_MiBps=$(mbps "$r" "$BYTES")"
+	rm -f "$v"
 }
 
 fs_ours() { # round
@@ -411,6 +421,10 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		for (i = 1; i <= n[kind]; i++) {
 			name = order[kind, i]; k = kind " " name
 			if (name == ours) continue
+			if (name ~ /^cryptvol-/) { # another format through cryptvol: context, no target
+				printf "  %-20s %7d %7d %9.2fx %9.2fx  (cryptvol, another format)\n", name, bw[k], br[k], bw[o] / bw[k], br[o] / br[k]
+				continue
+			}
 			t = (name ~ /^plain/) ? 0.7 : 2
 			if (!bw[k] || !br[k] || !bw[o] || !br[o]) {
 				printf "  %-20s %7d %7d %10s %10s  >=%.1fx no figure\n", name, bw[k], br[k], "-", "-", t

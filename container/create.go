@@ -12,6 +12,7 @@ import (
 
 	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
+	"github.com/cryptvol/cryptvol/luks"
 )
 
 // Fill says what is written over the data area at creation.
@@ -46,6 +47,9 @@ type CreateOptions struct {
 	// Format, if set, is called with the new volume before the vault gets its
 	// name, to make a filesystem in it; if it fails, nothing is created.
 	Format func(*Volume) error
+	// Type is the format: TypeCryptvol (the default if empty) or TypeLUKS2
+	// (a LUKS2 volume with cryptsetup 2.6's defaults, docs/LUKS.md).
+	Type Type
 }
 
 // Create makes a new vault at path, protected by passphrase in keyslot 0, and
@@ -73,6 +77,13 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 		if old != nil {
 			defer old.Close()
 		}
+	}
+	switch o.Type {
+	case "", TypeCryptvol:
+	case TypeLUKS2:
+		return createLUKS2(ctx, path, s, &o)
+	default:
+		return nil, fmt.Errorf("cannot create a %s volume (create makes %s and %s)", o.Type, TypeCryptvol, TypeLUKS2)
 	}
 
 	mk := memguard.NewBuffer(header.MasterKeySize)
@@ -126,10 +137,20 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 	if err := v.commit(h); err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(tmp, path, TypeCryptvol, mk, false)
+	vol, err := newVolume(tmp, path, "", TypeCryptvol, mk, false)
 	if err != nil {
 		return nil, err
 	}
+	if err := finishCreate(ctx, tmp, path, vol, &o); err != nil {
+		return nil, err
+	}
+	done = true
+	return vol, nil
+}
+
+// finishCreate fills and formats a new volume in the temporary file tmp, and
+// gives it its name once complete and synced. On error it closes vol.
+func finishCreate(ctx context.Context, tmp *os.File, path string, vol *Volume, o *CreateOptions) error {
 	closeVol := true
 	defer func() {
 		if closeVol {
@@ -138,25 +159,72 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 	}()
 	if o.Fill == FillRandom {
 		if err := vol.fillRandom(ctx, o.Progress); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if o.Format != nil {
 		if err := o.Format(vol); err != nil {
-			return nil, err
+			return err
 		}
 		if err := vol.Sync(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := tmp.Sync(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := rename(tmp.Name(), path, o.Force); err != nil {
+		return err
+	}
+	closeVol = false
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// createLUKS2 is Create for TypeLUKS2: luks.Create's header (data at 16 MiB)
+// in a temporary file of that size plus o.Size, then as Create.
+func createLUKS2(ctx context.Context, path string, s Secret, o *CreateOptions) (*Volume, error) {
+	secret, err := luksSecret(s)
+	if err != nil {
 		return nil, err
 	}
-	done, closeVol = true, false
-	syncDir(filepath.Dir(path))
+	defer clear(secret)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".cryptvol-tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	size := luks.DefaultDataOffset + o.Size
+	if err := tmp.Truncate(size); err != nil {
+		return nil, err
+	}
+	h, vk, err := luks.Create(ctx, tmp, size, secret, luks.CreateOptions{
+		Key: luks.NewKey{Argon2: o.KDF.Argon2id()}, SectorSize: o.SectorSize})
+	if err != nil {
+		return nil, luksError(path, err)
+	}
+	defer vk.Destroy()
+	if err := lockByte(tmp, dataLockByte, true, false); err != nil {
+		return nil, err
+	}
+	g, err := luksGeometry(h, tmp.Name(), tmp.Name())
+	if err != nil {
+		return nil, err
+	}
+	vol, err := newVolumeAt(tmp, path, TypeLUKS2, h.UUID(), g, vk, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := finishCreate(ctx, tmp, path, vol, o); err != nil {
+		return nil, err
+	}
+	done = true
 	return vol, nil
 }
 
@@ -178,9 +246,15 @@ func (o *CreateOptions) check() error {
 
 // fillRandom writes encrypted random data over the whole data area.
 func (v *Volume) fillRandom(ctx context.Context, progress func(done, total int64)) error {
+	return v.fillRandomFrom(ctx, 0, progress)
+}
+
+// fillRandomFrom writes encrypted random data over the data area from byte
+// from (a multiple of the sector size) to its end.
+func (v *Volume) fillRandomFrom(ctx context.Context, from int64, progress func(done, total int64)) error {
 	bp := v.bufs.Get().(*[]byte)
 	defer v.bufs.Put(bp)
-	for off := int64(0); off < v.size; {
+	for off := from; off < v.size; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -11,7 +11,10 @@
 // format's way) into a master key plus the data Geometry (offset, size, sector
 // size, IV offset, cipher), and key management where the format allows it.
 // Vault and Volume are the same whatever the format; callers never branch on
-// it after Unlock or Open. Type names the format.
+// it after Unlock or Open. Type names the format: TypeCryptvol, TypeLUKS1 and
+// TypeLUKS2 (package luks; docs/LUKS.md), whose header may be a separate file
+// (UnlockOptions.Header, OpenOptions.Header) and whose keyfiles are used as
+// cryptsetup uses them (Secret.KeyfileOffset, KeyfileSize).
 //
 // Create makes a vault; Open unlocks one with a Secret and returns a Volume,
 // which reads and writes the plaintext space with ReadAt/WriteAt at any offset and
@@ -34,6 +37,12 @@
 // wiped. Passphrase bytes passed in are not retained; the caller wipes them.
 //
 // # Compatibility
+//
+// LUKS1 and LUKS2 volumes made by cryptsetup open here and keep opening in
+// cryptsetup after their keys are changed here; Create makes LUKS2 volumes
+// with cryptsetup 2.6's defaults (CreateOptions.Type). What is refused and
+// where the handling differs from cryptsetup's is in docs/LUKS.md; a damaged
+// or older LUKS2 header copy is reported, and repaired only by Vault.Repair.
 //
 // Of cryptvol's own format this package reads and writes version 1 only. A
 // header of another version is reported as unsupported (errors.Is(err,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
+	"github.com/cryptvol/cryptvol/luks"
 )
 
 // Formats. Each container format is one package that reads and writes its
@@ -38,9 +39,13 @@ type Geometry struct {
 	Size int64 `json:"size"`
 	// SectorSize is the encryption unit: 512 or 4096.
 	SectorSize int `json:"sector_size"`
-	// IVOffset is added to a sector's index (counted in SectorSize units
-	// from the start of the data area) to make its IV or tweak.
+	// IVOffset and IVStep make a sector's IV or tweak from its index n
+	// (counted in SectorSize units from the start of the data area):
+	// IVOffset + n × IVStep. IVStep 0 means 1 (consecutive IVs); LUKS counts
+	// IVs in 512-byte units at every sector size, so its IVStep is
+	// SectorSize/512 (docs/LUKS.md, "The IV of a data sector").
 	IVOffset uint64 `json:"iv_offset"`
+	IVStep   uint64 `json:"iv_step,omitempty"`
 	// Cipher is the sector cipher, as dm-crypt names it ("aes-xts-plain64").
 	Cipher string `json:"cipher"`
 	// KeySize is the master key's length in bytes.
@@ -61,6 +66,11 @@ type Secret struct {
 	// refused, before anything is read: reading /dev/zero never ends, and
 	// opening a FIFO nobody writes to never returns.
 	SpecialKeyfiles bool
+	// KeyfileOffset and KeyfileSize select the part of the keyfile that is
+	// the secret, as cryptsetup's --keyfile-offset and --keyfile-size do
+	// (size 0: to the end). LUKS only.
+	KeyfileOffset int64
+	KeyfileSize   int64
 }
 
 // Passphrase is a Secret made of a passphrase alone.
@@ -155,6 +165,9 @@ func openKeyfile(path string, special bool) (*os.File, error) {
 // whether it is empty: no passphrase, and no keyfile with any content. The
 // caller wipes it.
 func v1Secret(s Secret) (secret []byte, empty bool, err error) {
+	if s.KeyfileOffset != 0 || s.KeyfileSize != 0 {
+		return nil, false, errors.New("a keyfile offset or size applies to LUKS volumes only: cryptvol keyslots hash whole keyfiles")
+	}
 	if len(s.Keyfiles) > kdf.MaxKeyfiles {
 		return nil, false, fmt.Errorf("%d keyfiles: at most %d are allowed", len(s.Keyfiles), kdf.MaxKeyfiles)
 	}
@@ -192,6 +205,8 @@ type keyslots interface {
 	changeKey(ctx context.Context, slot int, s Secret, p kdf.Params) error
 	removeKey(slot int) error
 	grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error
+	// repair rewrites a damaged or older header copy from the current one.
+	repair() error
 	close() error
 }
 
@@ -205,6 +220,14 @@ func detect(f io.ReaderAt) (Type, error) {
 	switch {
 	case string(magic[:]) == header.Magic:
 		return TypeCryptvol, nil
+	}
+	switch v, err := luks.Detect(f); {
+	case err == nil && v == 1:
+		return TypeLUKS1, nil
+	case err == nil:
+		return TypeLUKS2, nil
+	case errors.Is(err, luks.ErrUnsupported):
+		return "", &damagedError{err}
 	}
 	// No magic at the start: a v1 vault whose primary copy is damaged is
 	// still recognised by its backup copy at the end.

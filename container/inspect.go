@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/cryptvol/cryptvol/header"
+	"github.com/cryptvol/cryptvol/luks"
 )
 
 // Info is what a vault's header tells without a passphrase. Nothing in it is
@@ -26,6 +27,8 @@ type Info struct {
 	// many the format has.
 	Keyslots  []SlotInfo
 	SlotCount int
+	// LUKS is everything a LUKS header says (nil for other formats).
+	LUKS *luks.Info
 }
 
 // CopyStatus describes one header copy.
@@ -56,6 +59,11 @@ type SlotInfo struct {
 // Inspect reads the vault's header copies without unlocking (and without
 // changing the file). It fails with ErrDamaged if no copy is valid.
 func Inspect(path string) (*Info, error) {
+	if typ, err := detectFile(path); err != nil {
+		return nil, err
+	} else if isLUKS(typ) {
+		return inspectLUKS(path, typ)
+	}
 	l, err := readLayoutOf(path)
 	if err != nil {
 		return nil, err

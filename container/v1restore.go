@@ -13,6 +13,11 @@ var ErrOtherVault = errors.New("the header backup belongs to another vault")
 // `cryptvol header backup` stores it. It holds the keyslots: every passphrase
 // valid now opens the vault's data with it.
 func BackupHeader(path string) ([]byte, error) {
+	if typ, err := detectFile(path); err != nil {
+		return nil, err
+	} else if isLUKS(typ) {
+		return backupLUKS(path)
+	}
 	l, err := readLayoutOf(path)
 	if err != nil {
 		return nil, err
@@ -38,6 +43,9 @@ func restoreHeader(path string, backup []byte, s Secret, opts *UnlockOptions, wr
 	}
 	ctx, done := opts.session()
 	defer done()
+	if IsLUKSBackup(backup) {
+		return restoreLUKS(ctx, path, backup, s, opts, nil)
+	}
 	passphrase, _, err := v1Secret(s)
 	if err != nil {
 		return err

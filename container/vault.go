@@ -37,6 +37,9 @@ type UnlockOptions struct {
 	// that would take it over is not tried; if none of the others opens,
 	// the error is a *BudgetError.
 	Budget kdf.Work
+	// Header is a detached LUKS2 header file for the volume at path (as
+	// cryptsetup's --header); empty: the header is in the volume.
+	Header string
 
 	// derive replaces kdf.Derive for this call: a test seam that counts the
 	// slots tried or makes one fail. Nil in production.
@@ -71,9 +74,12 @@ func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 	if o.Warn == nil {
 		o.Warn = func(string) {}
 	}
-	typ, err := detectFile(path)
+	typ, err := detectFile(headerPath(path, opts.Header))
 	if err != nil {
 		return nil, err
+	}
+	if o.Header != "" && !isLUKS(typ) {
+		return nil, fmt.Errorf("%s: %w", o.Header, damaged("not a LUKS header: only LUKS volumes have detached headers"))
 	}
 	ctx, done := o.session()
 	defer done()
@@ -81,6 +87,8 @@ func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 	switch typ {
 	case TypeCryptvol:
 		k, err = unlockV1(ctx, path, s, &o)
+	case TypeLUKS1, TypeLUKS2:
+		k, err = unlockLUKS(ctx, path, s, &o)
 	default:
 		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -88,6 +96,15 @@ func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 		return nil, err
 	}
 	return &Vault{path: path, typ: typ, k: k}, nil
+}
+
+// headerPath is where the header of the volume at path is: a detached header
+// file, or the volume itself.
+func headerPath(path, header string) string {
+	if header != "" {
+		return header
+	}
+	return path
 }
 
 func detectFile(path string) (Type, error) {
@@ -152,6 +169,11 @@ func (v *Vault) RemoveSlot(slot int) error { return v.k.removeKey(slot) }
 func (v *Vault) Grow(ctx context.Context, newSize int64, fill Fill, progress func(done, total int64)) error {
 	return v.k.grow(ctx, newSize, fill, progress)
 }
+
+// Repair rewrites a damaged, missing or older header copy from the current
+// one. Unlocking a cryptvol vault read-write does it on the way; a LUKS2
+// volume's copies are repaired only by this (docs/LUKS.md).
+func (v *Vault) Repair() error { return v.k.repair() }
 
 // Close wipes the master key and releases the file and its lock.
 func (v *Vault) Close() error { return v.k.close() }

@@ -30,6 +30,7 @@ type Volume struct {
 	dataOff  int64
 	size     int64
 	ss       int
+	ivStep   uint64 // IVs per sector (Geometry.IVStep)
 
 	keys *memguard.LockedBuffer // expanded cipher keys, owned here
 	sc   cipher.Sector
@@ -52,6 +53,8 @@ type OpenOptions struct {
 	// Context and Budget are those of Open's unlock (see UnlockOptions).
 	Context context.Context
 	Budget  kdf.Work
+	// Header is a detached LUKS2 header file (see UnlockOptions.Header).
+	Header string
 }
 
 // Open unlocks the vault at path with s and opens its data area. The vault is
@@ -61,7 +64,7 @@ func Open(path string, s Secret, opts *OpenOptions) (*Volume, error) {
 		opts = &OpenOptions{}
 	}
 	v, err := Unlock(path, s, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn,
-		Context: opts.Context, Budget: opts.Budget})
+		Context: opts.Context, Budget: opts.Budget, Header: opts.Header})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +80,7 @@ func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	typ, err := detectFile(path)
+	typ, err := detectFile(headerPath(path, opts.Header))
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +88,10 @@ func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
 	switch typ {
 	case TypeCryptvol:
 		size = header.MasterKeySize
+	case TypeLUKS1, TypeLUKS2:
+		if size, err = luksKeySize(headerPath(path, opts.Header)); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -107,7 +114,7 @@ func openWithKey(path string, typ Type, mk *memguard.LockedBuffer, opts *OpenOpt
 	if err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(f, path, typ, mk, opts.ReadOnly)
+	vol, err := newVolume(f, path, opts.Header, typ, mk, opts.ReadOnly)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -117,7 +124,7 @@ func openWithKey(path string, typ Type, mk *memguard.LockedBuffer, opts *OpenOpt
 
 // newVolume locks f's data area, verifies mk against the header, and sets up
 // the cipher. It does not consume mk.
-func newVolume(f *os.File, path string, typ Type, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
+func newVolume(f *os.File, path, hdr string, typ Type, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
 	if err := lockByte(f, dataLockByte, !readOnly, false); err != nil {
 		if errors.Is(err, ErrInUse) {
 			return nil, fmt.Errorf("%s: %w (already open)", path, err)
@@ -130,6 +137,8 @@ func newVolume(f *os.File, path string, typ Type, mk *memguard.LockedBuffer, rea
 	switch typ {
 	case TypeCryptvol:
 		g, uuid, err = v1KeyGeometry(f, path, mk)
+	case TypeLUKS1, TypeLUKS2:
+		g, uuid, err = luksKeyGeometry(path, headerPath(path, hdr), mk)
 	default:
 		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -185,7 +194,7 @@ func newVolumeAt(f *os.File, path string, typ Type, uuid string, g Geometry, mk 
 	}
 	v := &Volume{
 		path: path, f: f, readOnly: readOnly, typ: typ, uuid: uuid, geom: g,
-		dataOff: g.Offset, size: g.Size, ss: g.SectorSize,
+		dataOff: g.Offset, size: g.Size, ss: g.SectorSize, ivStep: max(g.IVStep, 1),
 		keys: keys, sc: sc,
 	}
 	v.bufs.New = func() any { b := make([]byte, chunkSize); return &b }
@@ -429,18 +438,31 @@ func cryptParts(n int) int {
 
 // cryptIn is crypt over parts goroutines (BenchmarkCryptSplit chooses them).
 func (v *Volume) cryptIn(parts int, op func(dst, src []byte, sector uint64), dst, src []byte, off int64) {
-	sector := uint64(off/int64(v.ss)) + v.geom.IVOffset
+	index := uint64(off / int64(v.ss))
 	if parts < 2 || len(src) < 2*v.ss {
-		op(dst, src, sector)
+		v.apply(op, dst, src, index)
 		return
 	}
 	per := (len(src)/parts + v.ss - 1) / v.ss * v.ss
 	var wg sync.WaitGroup
 	for start := 0; start < len(src); start += per {
 		end := min(start+per, len(src))
-		wg.Go(func() { op(dst[start:end], src[start:end], sector+uint64(start/v.ss)) })
+		wg.Go(func() { v.apply(op, dst[start:end], src[start:end], index+uint64(start/v.ss)) })
 	}
 	wg.Wait()
+}
+
+// apply runs op over the whole sectors of src, the first of index n, with
+// their IVs: consecutive ones in one call, or sector by sector when IVs step
+// by more than one (LUKS with sectors larger than 512 bytes).
+func (v *Volume) apply(op func(dst, src []byte, sector uint64), dst, src []byte, n uint64) {
+	if v.ivStep == 1 {
+		op(dst, src, v.geom.IVOffset+n)
+		return
+	}
+	for i := 0; i < len(src); i += v.ss {
+		op(dst[i:i+v.ss], src[i:i+v.ss], v.geom.IVOffset+(n+uint64(i/v.ss))*v.ivStep)
+	}
 }
 
 func (v *Volume) pread(b []byte, off int64) error {

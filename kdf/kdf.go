@@ -44,11 +44,11 @@ type Params struct {
 }
 
 func (p Params) String() string {
-	return fmt.Sprintf("argon2id m=%s t=%d p=%d", FormatKiB(p.Memory), p.Iterations, p.Threads)
+	return fmt.Sprintf("argon2id m=%s t=%d p=%d", formatKiB(p.Memory), p.Iterations, p.Threads)
 }
 
-// FormatKiB renders a KiB count the way the CLI accepts it back (e.g. "1G", "8M").
-func FormatKiB(k uint32) string {
+// formatKiB renders a KiB count the way the CLI accepts it back (e.g. "1G", "8M").
+func formatKiB(k uint32) string {
 	switch {
 	case k%(1<<20) == 0:
 		return fmt.Sprintf("%dG", k>>20)
@@ -148,12 +148,12 @@ func checkMemory(p Params) error {
 	need := uint64(p.Memory) * 1024
 	if avail, what := availableMemory(); avail != 0 {
 		if need > avail {
-			return fmt.Errorf("%w: argon2id needs %s, and %s is %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), what, avail>>20)
+			return fmt.Errorf("%w: argon2id needs %s, and %s is %d MiB", ErrInsufficientMemory, formatKiB(p.Memory), what, avail>>20)
 		}
 		return nil
 	}
 	if phys := physicalMemory(); phys != 0 && need > phys {
-		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, FormatKiB(p.Memory), phys>>20)
+		return fmt.Errorf("%w: argon2id needs %s, this machine has %d MiB", ErrInsufficientMemory, formatKiB(p.Memory), phys>>20)
 	}
 	return nil
 }

@@ -157,8 +157,8 @@ func TestDefaults(t *testing.T) {
 
 func TestFormatKiB(t *testing.T) {
 	for k, want := range map[uint32]string{1 << 20: "1G", 8192: "8M", 1000: "1000K", 1536: "1536K"} {
-		if got := FormatKiB(k); got != want {
-			t.Errorf("FormatKiB(%d) = %q, want %q", k, got, want)
+		if got := formatKiB(k); got != want {
+			t.Errorf("formatKiB(%d) = %q, want %q", k, got, want)
 		}
 	}
 }

@@ -26,7 +26,7 @@ func (w Work) String() string {
 	if w > 1<<32-1 {
 		return fmt.Sprintf("%.1fG", float64(w)/(1<<20))
 	}
-	return FormatKiB(uint32(w))
+	return formatKiB(uint32(w))
 }
 
 // Work is what one derivation with p costs.

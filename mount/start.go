@@ -42,6 +42,7 @@ const (
 type Config struct {
 	ID           string `json:"id"`
 	File         string `json:"file"`                  // absolute path of the vault file
+	Header       string `json:"header,omitempty"`      // absolute path of a detached LUKS2 header, if any
 	MountPoint   string `json:"mount_point,omitempty"` // "" to attach the device only
 	Via          string `json:"via"`                   // ViaLoop or ViaNBD
 	ReadOnly     bool   `json:"read_only,omitempty"`
@@ -222,7 +223,7 @@ func RunServer(opts ServerOptions) error {
 	for _, w := range warnings {
 		opts.Log("warning: %s", w)
 	}
-	vol, err := container.OpenWithKey(cfg.File, keyPipe, &container.OpenOptions{ReadOnly: cfg.ReadOnly})
+	vol, err := container.OpenWithKey(cfg.File, keyPipe, &container.OpenOptions{ReadOnly: cfg.ReadOnly, Header: cfg.Header})
 	keyPipe.Close()
 	if err != nil {
 		return fail(err)

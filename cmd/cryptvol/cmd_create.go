@@ -17,7 +17,7 @@ import (
 func newCreateCommand(u *ui) *cobra.Command {
 	var (
 		size, fill, filesystem string
-		from                   string
+		from, typ              string
 		sectorSize             int
 		force                  bool
 		kf                     kdfFlags
@@ -36,17 +36,31 @@ With --from IMAGE the vault holds a copy of an existing raw disk image or block
 device, encrypted sector by sector; its size is the image's (rounded up to the
 sector size, padded with zeros). 'cryptvol export' does the reverse.
 
+With --type luks2 the vault is a LUKS2 volume, as 'cryptsetup luksFormat' makes
+with cryptsetup 2.6's defaults (aes-xts-plain64, 512-bit key, 16 MiB of header,
+4096-byte sectors), which cryptsetup and dm-crypt open too (docs/LUKS.md); the
+file is SIZE + 16 MiB long, and a --keyfile alone is its secret, as cryptsetup
+takes it.
+
 The key derivation (Argon2id) is calibrated so that unlocking takes --kdf-time on
 this machine, with --kdf-memory of memory; or give --kdf-iterations (and
 optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 		Example: `  cryptvol create vault.cv --size 10G
   cryptvol create vault.cv --size 512M --fill random --kdf-time 5s
-  cryptvol create vault.cv --from disk.img`,
+  cryptvol create vault.cv --from disk.img
+  cryptvol create volume.luks --size 1G --type luks2`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := args[0]
 			if sectorSize != 512 && sectorSize != 4096 {
 				return &usageError{fmt.Sprintf("--sector-size %d: must be 4096 or 512", sectorSize)}
+			}
+			ctype := container.Type(typ)
+			if ctype != container.TypeCryptvol && ctype != container.TypeLUKS2 {
+				return &usageError{fmt.Sprintf("--type %q: must be cryptvol or luks2", typ)}
+			}
+			if pf.header != "" || pf.keyfileOffset != 0 || pf.keyfileSize != 0 {
+				return &usageError{"create takes no --header, --keyfile-offset or --keyfile-size"}
 			}
 			var n int64
 			var src *os.File
@@ -94,14 +108,19 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			if err != nil {
 				return err
 			}
-			pass, err := u.newSecret(&pf, pf.file, pf.keyfiles, "Enter a passphrase for the new vault "+path)
-			if err != nil {
+			var pass container.Secret
+			if ctype == container.TypeLUKS2 && len(pf.keyfiles) > 0 && pf.file == "" {
+				pass = container.Secret{Keyfiles: pf.keyfiles, SpecialKeyfiles: pf.specialKeyfiles} // a LUKS keyfile is the whole secret
+				if err := checkKeyfiles(pass); err != nil {
+					return err
+				}
+			} else if pass, err = u.newSecret(&pf, pf.file, pf.keyfiles, "Enter a passphrase for the new vault "+path); err != nil {
 				return err
 			}
 			defer wipeSecret(pass)
 			progress, finish := u.progress("filling with random data")
 			vol, err := container.Create(c.Context(), path, pass, &container.CreateOptions{
-				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force, Format: format,
+				Size: n, SectorSize: sectorSize, KDF: params, Fill: f, Progress: progress, Force: force, Format: format, Type: ctype,
 			})
 			finish()
 			if err != nil {
@@ -112,8 +131,12 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 				return err
 			}
 			uuid := vol.UUID()
-			u.printf("created %s: %s usable, aes-xts-plain64, sector size %d, uuid %s\n",
-				path, humanBytes(n), sectorSize, uuid)
+			kind := ""
+			if ctype == container.TypeLUKS2 {
+				kind = "LUKS2, "
+			}
+			u.printf("created %s: %s%s usable, aes-xts-plain64, sector size %d, uuid %s\n",
+				path, kind, humanBytes(n), sectorSize, uuid)
 			u.printf("keyslot 0: %s\n", params)
 			u.warnWeak(path, 0, params)
 			if filesystem != "none" {
@@ -136,6 +159,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&filesystem, "filesystem", fsys.Names()[0], "filesystem to make inside: "+strings.Join(fsys.Names(), ", ")+" or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	fl.StringVar(&from, "from", "", "make the vault hold this raw disk image or block device (its size, rounded up to the sector size)")
+	fl.StringVar(&typ, "type", string(container.TypeCryptvol), "format: cryptvol, or luks2 (opened by cryptsetup too)")
 	kf.register(c)
 	pf.register(c, false)
 	return c

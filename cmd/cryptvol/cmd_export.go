@@ -50,14 +50,14 @@ not be the vault itself. The vault must not be open read-write.`,
 			if err != nil {
 				return err
 			}
-			if _, err := container.Inspect(args[0]); err != nil {
+			if _, err := pf.learn(args[0]); err != nil {
 				return err
 			}
 			secret, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
-			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true,
+			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true, Header: pf.header,
 				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
 				Context: c.Context(), Budget: budget})
 			wipeSecret(secret)

@@ -33,6 +33,9 @@ an existing OUT is replaced, never written through; OUT may not be the vault
 itself). If both header copies in the vault are ever damaged, 'cryptvol header
 restore' brings the vault back.
 
+For a LUKS volume OUT is what 'cryptsetup luksHeaderBackup' writes (the header
+and keyslot areas, 16 MiB by default): either tool restores the other's.
+
 The backup holds the keyslots as they are now: every current passphrase opens
 the vault with it, even after you change or remove that passphrase in the vault.
 Keep it as safe as the vault itself.`,
@@ -90,6 +93,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 					return errors.New("not confirmed: nothing was changed")
 				}
 			}
+			pf.luks = container.IsLUKSBackup(backup)
 			pass, err := u.secret(&pf, "the header backup "+args[1])
 			if err != nil {
 				return err
@@ -99,7 +103,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 			if err != nil {
 				return err
 			}
-			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot), Context: c.Context(), Budget: budget}); err != nil {
+			if err := container.RestoreHeader(args[0], backup, pass, &container.UnlockOptions{Slots: slotList(slot), Header: pf.header, Context: c.Context(), Budget: budget}); err != nil {
 				return err
 			}
 			u.printf("restored the header of %s from %s\n", args[0], args[1])
@@ -114,7 +118,8 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 }
 
 // readHeaderBackup reads a header backup file, refusing anything that is not
-// one header block (without reading a huge file into memory).
+// one header block or a LUKS header backup (without reading a huge file into
+// memory).
 func readHeaderBackup(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -124,6 +129,13 @@ func readHeaderBackup(path string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(f, header.Size+1))
 	if err != nil {
 		return nil, err
+	}
+	if container.IsLUKSBackup(b) {
+		rest, err := io.ReadAll(io.LimitReader(f, container.MaxLUKSBackup))
+		if err != nil {
+			return nil, err
+		}
+		return append(b, rest...), nil
 	}
 	if len(b) != header.Size {
 		return nil, fmt.Errorf("%s: %w", path, &damagedBackup{len(b)})
@@ -148,7 +160,8 @@ func newHeaderRepairCommand(u *ui) *cobra.Command {
 		Short: "Repair a damaged or stale header copy from the other one",
 		Long: `Check both header copies and rewrite a damaged, missing or older one from the
 good one, after a passphrase has verified the good one's authenticity. Opening a
-vault does the same on the way; this does only that.`,
+vault does the same on the way; this does only that. A LUKS2 volume's copies
+are repaired only by this command (as 'cryptsetup repair' does).`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			var notes []string
@@ -156,17 +169,26 @@ vault does the same on the way; this does only that.`,
 			if err != nil {
 				return err
 			}
+			if _, err := pf.learn(args[0]); err != nil {
+				return err
+			}
 			pass, err := u.secret(&pf, args[0])
 			if err != nil {
 				return err
 			}
 			defer wipeSecret(pass)
-			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Warn: func(m string) { notes = append(notes, m) },
+			v, err := container.Unlock(args[0], pass, &container.UnlockOptions{Header: pf.header, Warn: func(m string) { notes = append(notes, m) },
 				Context: c.Context(), Budget: budget})
 			if err != nil {
 				return err
 			}
 			defer v.Close()
+			if pf.luks {
+				notes = nil // a LUKS2 copy unlocking reported is repaired now, and said again
+			}
+			if err := v.Repair(); err != nil {
+				return err
+			}
 			if len(notes) == 0 {
 				u.printf("both header copies of %s are intact: nothing to repair\n", args[0])
 				return nil

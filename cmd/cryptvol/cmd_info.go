@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/kdf"
+	"github.com/cryptvol/cryptvol/luks"
 )
 
 // infoJSON is the --json form of `cryptvol info`; field names are stable.
@@ -25,12 +27,15 @@ type infoJSON struct {
 	Sequence      uint64     `json:"sequence"`
 	HeaderCopies  []copyJSON `json:"header_copies"`
 	Keyslots      []slotJSON `json:"keyslots"`
+	// LUKS is everything a LUKS header says (docs/LUKS.md), with package
+	// luks's field names.
+	LUKS *luks.Info `json:"luks,omitempty"`
 
 	slotCount int // how many keyslots the format has
 }
 
 type copyJSON struct {
-	Copy     string `json:"copy"` // "primary" or "backup"
+	Copy     string `json:"copy"` // "primary" or "backup"; LUKS2 "primary" or "secondary", LUKS1 "header"
 	Offset   int64  `json:"offset"`
 	Sequence uint64 `json:"sequence,omitempty"`
 	OK       bool   `json:"ok"`
@@ -83,8 +88,15 @@ as stored.`,
 			for _, cp := range j.HeaderCopies {
 				if cp.Problem != "" {
 					u.warnf("%s: %s header copy: %s", args[0], cp.Copy, cp.Problem)
-					u.hintf("opening the vault (or `cryptvol header repair %s`) repairs it from the other copy", args[0])
+					if j.LUKS != nil {
+						u.hintf("`cryptvol header repair %s` repairs it from the other copy (opening a LUKS volume does not)", args[0])
+					} else {
+						u.hintf("opening the vault (or `cryptvol header repair %s`) repairs it from the other copy", args[0])
+					}
 				}
+			}
+			if j.LUKS != nil && j.LUKS.Unsupported != "" {
+				u.warnf("%s: cryptvol cannot open this volume: %s", args[0], j.LUKS.Unsupported)
 			}
 			return nil
 		},
@@ -99,12 +111,20 @@ func toInfoJSON(info *container.Info) infoJSON {
 		Path: info.Path, Format: string(info.Type), FormatVersion: info.Version, UUID: info.UUID,
 		Cipher: g.Cipher, KeyBits: g.KeySize * 8, SectorSize: g.SectorSize,
 		DataOffset: g.Offset, DataSize: g.Size, FileSize: info.FileSize, Sequence: info.Sequence,
-		Keyslots: []slotJSON{}, slotCount: info.SlotCount,
+		Keyslots: []slotJSON{}, slotCount: info.SlotCount, LUKS: info.LUKS,
 	}
-	for _, c := range []struct {
+	copies := []struct {
 		name string
 		s    container.CopyStatus
-	}{{"primary", info.Primary}, {"backup", info.Backup}} {
+	}{{"primary", info.Primary}, {"backup", info.Backup}}
+	switch {
+	case info.LUKS != nil && info.LUKS.Version == 1:
+		copies = copies[:1]
+		copies[0].name = "header"
+	case info.LUKS != nil:
+		copies[1].name = "secondary"
+	}
+	for _, c := range copies {
 		j.HeaderCopies = append(j.HeaderCopies, copyJSON{Copy: c.name, Offset: c.s.Offset, Sequence: c.s.Sequence, OK: c.s.Problem == "", Problem: c.s.Problem})
 	}
 	for _, s := range info.Keyslots {
@@ -120,6 +140,9 @@ func printInfo(u *ui, j infoJSON) {
 	u.printf("vault:        %s\n", j.Path)
 	u.printf("format:       %s version %d\n", j.Format, j.FormatVersion)
 	u.printf("uuid:         %s\n", j.UUID)
+	if j.LUKS != nil && j.LUKS.Label != "" {
+		u.printf("label:        %s\n", j.LUKS.Label)
+	}
 	if name := cipherNames[fmt.Sprintf("%s/%d", j.Cipher, j.KeyBits)]; name != "" {
 		u.printf("cipher:       %s (%s, %d-bit key)\n", j.Cipher, name, j.KeyBits)
 	} else {
@@ -127,7 +150,11 @@ func printInfo(u *ui, j infoJSON) {
 	}
 	u.printf("sector size:  %d\n", j.SectorSize)
 	u.printf("data offset:  %d (%s)\n", j.DataOffset, humanBytes(int64(j.DataOffset)))
-	u.printf("data size:    %d (%s)\n", j.DataSize, humanBytes(int64(j.DataSize)))
+	if j.LUKS != nil && j.LUKS.Dynamic {
+		u.printf("data size:    %d (%s, to the end of the file)\n", j.DataSize, humanBytes(int64(j.DataSize)))
+	} else {
+		u.printf("data size:    %d (%s)\n", j.DataSize, humanBytes(int64(j.DataSize)))
+	}
 	u.printf("file size:    %d\n", j.FileSize)
 	u.printf("sequence:     %d\n", j.Sequence)
 	for _, c := range j.HeaderCopies {
@@ -140,13 +167,26 @@ func printInfo(u *ui, j infoJSON) {
 	u.printf("keyslots:     %d of %d active\n", len(j.Keyslots), j.slotCount)
 	for _, s := range j.Keyslots {
 		kdfDesc := fmt.Sprintf("%s t=%d", s.KDF, s.Iterations)
-		if s.KDF == "argon2id" {
+		switch {
+		case s.KDF == "argon2id" && j.LUKS == nil:
 			kdfDesc = kdf.Params{Memory: s.MemoryKiB, Iterations: s.Iterations, Threads: s.Threads}.String()
+		case s.KDF == kdf.Argon2id || s.KDF == kdf.Argon2i:
+			kdfDesc = kdf.Argon2{Variant: s.KDF, Memory: s.MemoryKiB, Iterations: s.Iterations, Threads: s.Threads}.String()
+		case strings.HasPrefix(s.KDF, "pbkdf2"):
+			kdfDesc = fmt.Sprintf("%s iterations=%d", s.KDF, s.Iterations)
 		}
 		weak := ""
 		if s.Weak {
 			weak = ", weak"
 		}
 		u.printf("  slot %d:     %s, %s%s\n", s.Slot, kdfDesc, s.AEAD, weak)
+	}
+	if j.LUKS != nil {
+		for _, k := range j.LUKS.Keyslots {
+			if k.Problem != "" {
+				u.printf("  slot %d:     not usable: %s\n", k.Slot, k.Problem)
+			}
+		}
+		u.printf("tokens:       %d (kept as they are)\n", len(j.LUKS.Tokens))
 	}
 }

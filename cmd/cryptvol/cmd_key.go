@@ -39,7 +39,7 @@ wrapped into the lowest free keyslot (or --slot N). A vault has 8 keyslots.`,
 				return err
 			}
 			defer v.Close()
-			pass, err := u.newSecret(&pf, pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
+			pass, err := u.newSecretFor(&pf, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}

@@ -148,8 +148,13 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 	if err != nil {
 		return err
 	}
-	if _, err := container.Inspect(abs); err != nil {
+	if _, err := o.pf.learn(abs); err != nil {
 		return err
+	}
+	if o.pf.header != "" {
+		if o.pf.header, err = filepath.Abs(o.pf.header); err != nil {
+			return err
+		}
 	}
 	check, why, err := checkBeforeMount(abs, o.check, mountPoint != "")
 	if err != nil {
@@ -176,7 +181,7 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 		return err
 	}
 	defer v.Close()
-	cfg := mount.Config{File: abs, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
+	cfg := mount.Config{File: abs, Header: o.pf.header, MountPoint: mountPoint, Via: via, ReadOnly: o.readOnly,
 		MountOptions: o.mountOptions, AllowDiscard: o.allowDiscard, Check: check}
 	if why != "" {
 		u.hintf("checking %s's filesystem before mounting it: %s (--check=never skips it)", path, why)

@@ -34,7 +34,7 @@ passphrase. The data is not rewritten: the master key stays the same.`,
 				return err
 			}
 			defer v.Close()
-			pass, err := u.newSecret(&pf, pf.newFile, pf.newKeyfiles, "Enter the new passphrase for "+args[0])
+			pass, err := u.newSecretFor(&pf, "Enter the new passphrase for "+args[0])
 			if err != nil {
 				return err
 			}

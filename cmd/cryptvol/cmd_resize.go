@@ -39,7 +39,7 @@ not supported. An open vault is refused: close it first.`,
 			if err != nil {
 				return err
 			}
-			info, err := container.Inspect(args[0])
+			info, err := pf.learn(args[0])
 			if err != nil {
 				return err
 			}

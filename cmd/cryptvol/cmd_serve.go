@@ -72,7 +72,7 @@ ca-cert.pem, client-cert.pem and client-key.pem.`,
 			if err != nil {
 				return err
 			}
-			if _, err := container.Inspect(args[0]); err != nil {
+			if _, err := pf.learn(args[0]); err != nil {
 				return err
 			}
 			pass, err := u.secret(&pf, args[0])
@@ -87,7 +87,7 @@ ca-cert.pem, client-cert.pem and client-key.pem.`,
 			for _, w := range warnings {
 				u.warnf("%s", w)
 			}
-			vol, err := container.Open(args[0], pass, &container.OpenOptions{ReadOnly: readOnly, Slots: slotList(slot),
+			vol, err := container.Open(args[0], pass, &container.OpenOptions{ReadOnly: readOnly, Slots: slotList(slot), Header: pf.header,
 				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
 				Context: c.Context(), Budget: budget})
 			wipeSecret(pass)

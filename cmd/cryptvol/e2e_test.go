@@ -35,7 +35,7 @@ import (
 func TestE2E(t *testing.T) {
 	e2e.Root(t)
 	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup", "blkid", "e2fsck",
-		"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio")
+		"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio", "cryptsetup")
 	p := testscript.Params{
 		Dir:                 "testdata/e2e",
 		RequireExplicitExec: true,

@@ -39,11 +39,17 @@ type killOp struct {
 	// at any point (the same as container's TestCrashAtEveryStep); the last
 	// is the outcome of a run that completes.
 	allowed [][]string
+	// rerun: the command is not atomic (a LUKS header restore, like
+	// cryptsetup's): after a kill it is run again to completion, and then
+	// the last allowed set must hold.
+	rerun bool
 }
 
 // TestKillAtEveryStep runs the real CLI (this test binary re-executed) doing
-// passwd, key add, key remove, header restore and header repair, and kills it
-// with SIGKILL after delays spread over the command's measured duration.
+// passwd, key add, key remove, header restore and header repair, on a
+// cryptvol vault, a LUKS2 volume and (with cryptsetup) a LUKS1 volume, and
+// kills it with SIGKILL after delays spread over the command's measured
+// duration.
 // After every trial the vault must open with the old or the new passphrases
 // (exactly one of the allowed sets) and hold the same data. The trials per
 // command are CRYPTVOL_CRASH_TRIALS (default 5; scripts/crashtest runs
@@ -67,9 +73,38 @@ func TestKillAtEveryStep(t *testing.T) {
 	pass := func(p string) []byte { return []byte("passphrase " + p) }
 	kdfFlags := []string{"--kdf-memory", "16M", "--kdf-iterations", "2", "--kdf-threads", "1"}
 
+	formats := []container.Type{container.TypeCryptvol, container.TypeLUKS2}
+	if _, err := exec.LookPath("cryptsetup"); err == nil {
+		formats = append(formats, container.TypeLUKS1)
+	}
+	total := 0
+	for _, format := range formats {
+		t.Run(string(format), func(t *testing.T) {
+			total += killFormat(t, format, dir, pass, kdfFlags, trials)
+		})
+	}
+	t.Logf("%d kill trials, every vault opened with an allowed set of passphrases and intact data", total)
+}
+
+// killFormat runs the kill test on a base volume of one format and returns
+// the number of trials.
+func killFormat(t *testing.T, format container.Type, dir string, pass func(string) []byte, kdfFlags []string, trials int) int {
 	// The base: slot 0 opens with "a"; 1 MiB of random data.
-	base := filepath.Join(dir, "base.cv")
-	vol, err := container.Create(context.Background(), base, container.Passphrase(pass("a")), &container.CreateOptions{Size: 1 << 20, KDF: killKDF})
+	base := filepath.Join(t.TempDir(), "base")
+	var vol *container.Volume
+	var err error
+	if format == container.TypeLUKS1 {
+		os.WriteFile(base, nil, 0o600)
+		os.Truncate(base, 3<<20) // 2 MiB of header, 1 MiB of data
+		cmd := exec.Command("cryptsetup", "--batch-mode", "luksFormat", "--type", "luks1", "--pbkdf-force-iterations", "1000", "--key-file=-", base)
+		cmd.Stdin = bytes.NewReader(pass("a"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cryptsetup luksFormat: %v\n%s", err, out)
+		}
+		vol, err = container.Open(base, container.Passphrase(pass("a")), nil)
+	} else {
+		vol, err = container.Create(context.Background(), base, container.Passphrase(pass("a")), &container.CreateOptions{Size: 1 << 20, KDF: killKDF, Type: format})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +120,11 @@ func TestKillAtEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := filepath.Join(dir, "a.hdr")
+	hdr := filepath.Join(t.TempDir(), "a.hdr")
 	if err := os.WriteFile(hdr, backup, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	luks := format != container.TypeCryptvol
 
 	withVault := func(t *testing.T, path string, f func(v *container.Vault) error) {
 		v, err := container.Unlock(path, container.Passphrase(pass("a")), nil)
@@ -103,10 +139,10 @@ func TestKillAtEveryStep(t *testing.T) {
 	ops := []killOp{
 		{"passwd", nil, func(p string) []string {
 			return append([]string{"passwd", p, "--passphrase-file", filepath.Join(dir, "a"), "--new-passphrase-file", filepath.Join(dir, "b")}, kdfFlags...)
-		}, [][]string{{"a"}, {"a", "b"}, {"b"}}},
+		}, [][]string{{"a"}, {"a", "b"}, {"b"}}, false},
 		{"key-add", nil, func(p string) []string {
 			return append([]string{"key", "add", p, "--passphrase-file", filepath.Join(dir, "a"), "--new-passphrase-file", filepath.Join(dir, "b")}, kdfFlags...)
-		}, [][]string{{"a"}, {"a", "b"}}},
+		}, [][]string{{"a"}, {"a", "b"}}, false},
 		{"key-remove", func(t *testing.T, path string) {
 			withVault(t, path, func(v *container.Vault) error {
 				_, err := v.AddPassphrase(container.Passphrase(pass("b")), killKDF, 1)
@@ -114,12 +150,12 @@ func TestKillAtEveryStep(t *testing.T) {
 			})
 		}, func(p string) []string {
 			return []string{"key", "remove", p, "--slot", "1", "--passphrase-file", filepath.Join(dir, "a")}
-		}, [][]string{{"a", "b"}, {"a"}}},
+		}, [][]string{{"a", "b"}, {"a"}}, false},
 		{"header-restore", func(t *testing.T, path string) {
 			withVault(t, path, func(v *container.Vault) error { return v.ChangePassphrase(0, container.Passphrase(pass("b")), killKDF) })
 		}, func(p string) []string {
 			return []string{"header", "restore", p, hdr, "--yes", "--passphrase-file", filepath.Join(dir, "a")}
-		}, [][]string{{"b"}, {"a"}}},
+		}, [][]string{{"b"}, {"a"}}, luks},
 		{"header-repair", func(t *testing.T, path string) {
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
@@ -129,9 +165,12 @@ func TestKillAtEveryStep(t *testing.T) {
 			f.Close()
 		}, func(p string) []string {
 			return []string{"header", "repair", p, "--passphrase-file", filepath.Join(dir, "a")}
-		}, [][]string{{"a"}}},
+		}, [][]string{{"a"}}, false},
 	}
 
+	if format == container.TypeLUKS1 {
+		ops = ops[:len(ops)-1] // one header copy: header repair has nothing to do
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +277,11 @@ func TestKillAtEveryStep(t *testing.T) {
 				}
 				state := landing(initial, copies(t, path), killed)
 				outcomes[state]++
+				if killed && op.rerun {
+					if err := start(op.args(path)).Wait(); err != nil {
+						t.Fatalf("trial %d: running %s again after the kill: %v", i, op.name, err)
+					}
+				}
 				working := checkVault(t, path, nil, pass, dataSum)
 				if !slices.ContainsFunc(op.allowed, func(a []string) bool { return slices.Equal(a, working) }) {
 					t.Fatalf("trial %d (kill after %v, %s): opens with %v, want one of %v", i, delay, state, working, op.allowed)
@@ -265,7 +309,7 @@ func TestKillAtEveryStep(t *testing.T) {
 				op.name, d.Round(time.Millisecond), strings.Join(ws, ", "), initial, trials, strings.Join(dist, ", "))
 		})
 	}
-	t.Logf("%d kill trials, every vault opened with an allowed set of passphrases and intact data", total)
+	return total
 }
 
 // afterFirstWrite returns a channel that fires delay after the first change
@@ -317,6 +361,22 @@ func watchWrites(t *testing.T, path, initial string, t0 time.Time, done <-chan e
 // copies describes the header copies of a vault: each one's sequence
 // number, or x for a copy that is not valid.
 func copies(t *testing.T, path string) string {
+	if info, err := container.Inspect(path); err == nil && info.LUKS != nil {
+		var s []string
+		for _, c := range info.LUKS.Copies {
+			if c.Problem != "" && !strings.Contains(c.Problem, "older") {
+				s = append(s, c.Name+" x")
+			} else {
+				s = append(s, c.Name+" "+strconv.FormatUint(c.Seqid, 10))
+			}
+		}
+		if len(s) == 0 { // LUKS1: one header, which has no sequence number
+			return "header " + fmt.Sprintf("%x", sha256.Sum256(luksHeaderBytes(t, path)))[:12]
+		}
+		return strings.Join(s, ", ")
+	} else if err != nil {
+		return "unreadable"
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -387,13 +447,17 @@ func checkVault(t *testing.T, path string, want []string, pass func(string) []by
 	return working
 }
 
-// repairAndCheck opens the vault read-write (which repairs a stale copy)
-// and checks that both copies are then intact.
+// repairAndCheck opens the vault read-write (which repairs a stale copy of a
+// cryptvol vault; a LUKS2 volume's is repaired by Repair, as `header repair`
+// does) and checks that both copies are then intact.
 func repairAndCheck(t *testing.T, path, p string, pass func(string) []byte) {
 	t.Helper()
 	v, err := container.Unlock(path, container.Passphrase(pass(p)), nil)
 	if err != nil {
 		t.Fatalf("read-write unlock: %v", err)
+	}
+	if err := v.Repair(); err != nil {
+		t.Fatalf("repair: %v", err)
 	}
 	v.Close()
 	info, err := container.Inspect(path)
@@ -414,4 +478,16 @@ func copyVault(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// luksHeaderBytes returns the first 592 bytes of a LUKS1 volume (its header).
+func luksHeaderBytes(t *testing.T, path string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 592)
+	f.ReadAt(b, 0)
+	return b
 }

@@ -31,6 +31,13 @@ type secretFlags struct {
 	newFile         string // --new-passphrase-file
 	newKeyfiles     []string
 	budget          string // --unlock-budget, "" for the default
+	// LUKS: cryptsetup's --keyfile-offset and --keyfile-size, and a detached
+	// header file (--header).
+	keyfileOffset, keyfileSize int64
+	header                     string
+	// luks is set (learn) when the volume is LUKS: a keyfile is then the
+	// whole secret, with no passphrase to ask for.
+	luks bool
 }
 
 // register adds the flags: the current secret, and with withNew the new one.
@@ -42,6 +49,31 @@ func (p *secretFlags) register(c *cobra.Command, withNew bool) {
 		c.Flags().StringVar(&p.newFile, "new-passphrase-file", "", "read the new passphrase from the first line of this file (- for standard input)")
 		c.Flags().StringArrayVar(&p.newKeyfiles, "new-keyfile", nil, "a keyfile for the new keyslot (repeat for several)")
 	}
+	c.Flags().Int64Var(&p.keyfileOffset, "keyfile-offset", 0, "LUKS: skip this many bytes of the keyfile (as cryptsetup)")
+	c.Flags().Int64Var(&p.keyfileSize, "keyfile-size", 0, "LUKS: use this many bytes of the keyfile (as cryptsetup; default: all of it, up to 8 MiB)")
+	c.Flags().StringVar(&p.header, "header", "", "LUKS2: the volume's detached header file (as cryptsetup's --header)")
+}
+
+// headerPath is where path's header is: the --header file, or path itself.
+func (p *secretFlags) headerPath(path string) string {
+	if p.header != "" {
+		return p.header
+	}
+	return path
+}
+
+// learn inspects the header of path (or --header) and returns what it says,
+// remembering whether the volume is LUKS.
+func (p *secretFlags) learn(path string) (*container.Info, error) {
+	info, err := container.Inspect(p.headerPath(path))
+	if err != nil {
+		return nil, err
+	}
+	p.luks = info.LUKS != nil
+	if p.header != "" && !p.luks {
+		return nil, &usageError{fmt.Sprintf("--header %s: not a LUKS header (only LUKS volumes have detached headers)", p.header)}
+	}
+	return info, nil
 }
 
 // registerBudget adds --unlock-budget, for the commands that unlock a vault.
@@ -79,9 +111,16 @@ func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
 	if len(p.keyfiles) > 0 {
 		prompt = "Enter passphrase for " + what + " (empty if none): "
 	}
-	s := container.Secret{Keyfiles: p.keyfiles, SpecialKeyfiles: p.specialKeyfiles}
+	s := container.Secret{Keyfiles: p.keyfiles, SpecialKeyfiles: p.specialKeyfiles,
+		KeyfileOffset: p.keyfileOffset, KeyfileSize: p.keyfileSize}
 	if err := checkKeyfiles(s); err != nil {
 		return container.Secret{}, err
+	}
+	if (p.keyfileOffset != 0 || p.keyfileSize != 0) && (!p.luks || len(p.keyfiles) != 1) {
+		return container.Secret{}, &usageError{"--keyfile-offset and --keyfile-size apply to one --keyfile of a LUKS volume"}
+	}
+	if p.luks && len(p.keyfiles) > 0 && p.file == "" {
+		return s, nil // a LUKS keyfile is the whole secret: nothing to ask
 	}
 	pass, err := u.readPassphrase(p.file, prompt)
 	if err != nil {
@@ -109,6 +148,20 @@ func (u *ui) newSecret(p *secretFlags, file string, keyfiles []string, prompt st
 	}
 	s.Passphrase = pass
 	return s, nil
+}
+
+// newSecretFor reads the new secret of a key add or change: as newSecret,
+// except that for a LUKS volume a new keyfile alone is the whole secret
+// (cryptsetup's luksAddKey NEW_KEYFILE), with nothing to ask.
+func (u *ui) newSecretFor(p *secretFlags, prompt string) (container.Secret, error) {
+	if p.luks && len(p.newKeyfiles) > 0 && p.newFile == "" {
+		s := container.Secret{Keyfiles: p.newKeyfiles, SpecialKeyfiles: p.specialKeyfiles}
+		if err := checkKeyfiles(s); err != nil {
+			return container.Secret{}, err
+		}
+		return s, nil
+	}
+	return u.newSecret(p, p.newFile, p.newKeyfiles, prompt)
 }
 
 // checkKeyfiles reports an unusable keyfile before anything is asked.

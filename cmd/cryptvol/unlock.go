@@ -17,7 +17,7 @@ func (u *ui) unlock(ctx context.Context, path string, pf *secretFlags, slots []i
 	if err != nil {
 		return nil, err
 	}
-	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
+	if _, err := pf.learn(path); err != nil { // a damaged vault is reported before asking
 		return nil, err
 	}
 	pass, err := u.secret(pf, path)
@@ -25,7 +25,7 @@ func (u *ui) unlock(ctx context.Context, path string, pf *secretFlags, slots []i
 		return nil, err
 	}
 	defer wipeSecret(pass)
-	opts := &container.UnlockOptions{Slots: slots, Warn: func(m string) { u.warnf("%s: %s", path, m) },
+	opts := &container.UnlockOptions{Slots: slots, Header: pf.header, Warn: func(m string) { u.warnf("%s: %s", path, m) },
 		Context: ctx, Budget: budget}
 	v, err := container.Unlock(path, pass, opts)
 	if readOnlyOK && errors.Is(err, os.ErrPermission) {
