@@ -1,0 +1,56 @@
+package vmtest
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/cryptvol/cryptvol/internal/e2e"
+)
+
+// The lab is built once per test process, by the first test that needs it.
+var (
+	labOnce sync.Once
+	lab     *Lab
+	labErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lab != nil {
+		lab.Close()
+	}
+	os.Exit(code)
+}
+
+// needLab returns the lab, or skips the test saying why it cannot be built
+// (a failure under CRYPTVOL_E2E=require). Inside the guest it skips: the
+// lab's host tests do not nest.
+func needLab(t *testing.T) *Lab {
+	t.Helper()
+	if InGuest() {
+		t.Skip("host test: this is the guest")
+	}
+	labOnce.Do(func() {
+		root, err := ModuleRoot()
+		if err != nil {
+			labErr = err
+			return
+		}
+		lab, labErr = NewLab(root, t.Logf)
+	})
+	if labErr != nil {
+		e2e.Skip(t, "the kernel lab cannot be built: "+labErr.Error())
+	}
+	return lab
+}
+
+// TestLab runs the guest suites (suites.go): in ./scripts/test those not
+// marked Full, all of them with CRYPTVOL_LAB=full (scripts/kernel-lab).
+// CRYPTVOL_LAB_SUITES=name,name picks some.
+func TestLab(t *testing.T) {
+	l := needLab(t)
+	for _, s := range selectedSuites() {
+		t.Run(s.Name, func(t *testing.T) { l.RunSuite(t, s) })
+	}
+}
