@@ -2,6 +2,8 @@ package vmtest
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -17,12 +18,13 @@ import (
 // after the modules it depends on (modules.dep). Soft dependencies that
 // modprobe would not pull in either are listed by hand: ext4, xfs and btrfs
 // need a crc32c implementation (crc32c_generic), btrfs also blake2b and
-// xxhash, and vfat mounts fail with EINVAL without its default code pages.
+// xxhash, and vfat mounts fail with EINVAL without its default code page
+// (cp437) and character set (ascii in Debian's kernel configuration).
 var guestModules = []string{
 	"virtio_pci", "virtio_blk",
 	"crc32c_generic", "blake2b_generic", "xxhash_generic", "aes_generic",
 	"loop", "nbd", "fuse",
-	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_utf8",
+	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
 	"aesni_intel", "xts", "dm_crypt",
 }
 
@@ -124,6 +126,9 @@ func packageKey() (string, []string, error) {
 		}
 		parts = append(parts, p+"_"+strings.ReplaceAll(v, ":", "%3a"))
 	}
+	// The module list is part of the key: a new module needs a new entry.
+	sum := sha256.Sum256([]byte(strings.Join(guestModules, " ")))
+	parts = append(parts, "modules-"+hex.EncodeToString(sum[:4]))
 	return strings.Join(parts, "+"), pkgs, nil
 }
 
@@ -259,11 +264,8 @@ func moduleOrder(depFile string, want []string) ([]string, error) {
 			return
 		}
 		seen[p] = true
-		// modules.dep lists every dependency, transitively; visiting them
-		// deepest first orders them.
-		ds := append([]string(nil), deps[p]...)
-		sort.SliceStable(ds, func(i, j int) bool { return len(deps[ds[i]]) < len(deps[ds[j]]) })
-		for _, d := range ds {
+		// Each dependency, with its own dependencies, before the module.
+		for _, d := range deps[p] {
 			visit(d)
 		}
 		order = append(order, p)

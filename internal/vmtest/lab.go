@@ -122,6 +122,13 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 		r.AddData("/lab/jobs/"+s.Name, []byte(suiteJob(s)), 0o755)
 		_ = i
 	}
+	if script := os.Getenv("CRYPTVOL_LAB_SCRIPT"); script != "" {
+		b, err := os.ReadFile(script)
+		if err != nil {
+			return fmt.Errorf("CRYPTVOL_LAB_SCRIPT: %w", err)
+		}
+		r.AddData("/lab/jobs/script", b, 0o755)
+	}
 	for name, job := range extraJobs {
 		r.AddData("/lab/jobs/"+name, []byte(job), 0o755)
 	}
@@ -192,6 +199,10 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run

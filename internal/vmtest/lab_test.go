@@ -1,7 +1,10 @@
 package vmtest
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,5 +55,26 @@ func TestLab(t *testing.T) {
 	l := needLab(t)
 	for _, s := range selectedSuites() {
 		t.Run(s.Name, func(t *testing.T) { l.RunSuite(t, s) })
+	}
+}
+
+// TestLabScript runs the shell script named by CRYPTVOL_LAB_SCRIPT in the
+// guest and shows its output: a way to try things in the lab's kernel
+// (scripts/kernel-lab --script FILE).
+func TestLabScript(t *testing.T) {
+	if os.Getenv("CRYPTVOL_LAB_SCRIPT") == "" {
+		t.Skip("CRYPTVOL_LAB_SCRIPT is not set")
+	}
+	l := needLab(t)
+	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: l.Initrd, Job: "script", Console: filepath.Join(t.TempDir(), "console.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vm.Kill)
+	for line := range vm.Lines {
+		fmt.Println(line)
+		if strings.HasPrefix(line, "LAB-EXIT ") && line != "LAB-EXIT 0" {
+			t.Error("the script failed")
+		}
 	}
 }

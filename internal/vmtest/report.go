@@ -59,16 +59,22 @@ read:
 	}
 }
 
-// reporter turns `go test -v` output into subtests of t, one per top-level
-// test, as each one ends.
+// reporter turns `go test -v` output into subtests of t: one per top-level
+// guest test, reported when its result and its subtests' results (printed
+// after it, indented) are in, with one subtest per first-level guest
+// subtest.
 type reporter struct {
 	t      *testing.T
-	cur    string   // the top-level test running
+	cur    string   // the top-level test running or just ended
+	res    string   // its result, once seen
 	buf    []string // its output so far
+	subs   []subResult
 	recent []string // the last lines, for errors outside any test
 	ran    int
 	failed int
 }
+
+type subResult struct{ name, res string }
 
 func newReporter(t *testing.T) *reporter { return &reporter{t: t} }
 
@@ -77,33 +83,59 @@ func (r *reporter) line(l string) {
 	if len(r.recent) > 60 {
 		r.recent = r.recent[1:]
 	}
+	if r.res != "" && !strings.HasPrefix(l, "    ") {
+		r.flush() // the indented results after the top-level one are over
+	}
 	if name, ok := strings.CutPrefix(l, "=== RUN   "); ok && !strings.Contains(name, "/") {
-		r.flushOpen()
+		if r.cur != "" {
+			r.buf = append(r.buf, "(no result line: the next test began)")
+			r.res = "FAIL"
+			r.flush()
+		}
 		r.cur = name
-		r.buf = nil
 		return
 	}
-	for _, res := range []string{"PASS", "FAIL", "SKIP"} {
-		if rest, ok := strings.CutPrefix(l, "--- "+res+": "); ok {
-			name, _, _ := strings.Cut(rest, " ")
-			r.buf = append(r.buf, l)
-			r.report(name, res)
-			return
-		}
+	if r.cur == "" {
+		return
 	}
-	if r.cur != "" {
-		r.buf = append(r.buf, l)
+	r.buf = append(r.buf, l)
+	if res, name, ok := resultLine(l, ""); ok && name == r.cur {
+		r.res = res
+	} else if res, name, ok := resultLine(l, "    "); ok && strings.Count(name, "/") == 1 && r.res != "" {
+		r.subs = append(r.subs, subResult{strings.TrimPrefix(name, r.cur+"/"), res})
 	}
 }
 
-func (r *reporter) report(name, res string) {
+// resultLine parses "--- PASS: Name (1.00s)" after indent.
+func resultLine(l, indent string) (res, name string, ok bool) {
+	for _, res := range []string{"PASS", "FAIL", "SKIP"} {
+		if rest, ok := strings.CutPrefix(l, indent+"--- "+res+": "); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			return res, name, true
+		}
+	}
+	return "", "", false
+}
+
+func (r *reporter) flush() {
+	name, res, subs := r.cur, r.res, r.subs
 	out := strings.Join(r.buf, "\n")
-	r.cur, r.buf = "", nil
+	r.cur, r.res, r.buf, r.subs = "", "", nil, nil
 	r.ran++
 	if res == "FAIL" {
 		r.failed++
 	}
 	r.t.Run(name, func(t *testing.T) {
+		for _, s := range subs {
+			t.Run(s.name, func(t *testing.T) {
+				switch s.res {
+				case "FAIL":
+					t.Error("failed in the guest (output in the parent test)")
+				case "SKIP":
+					t.Skip("skipped in the guest (output in the parent test)")
+				}
+			})
+		}
 		switch res {
 		case "FAIL":
 			t.Errorf("failed in the guest:\n%s", out)
@@ -117,16 +149,17 @@ func (r *reporter) report(name, res string) {
 	})
 }
 
-// flushOpen reports a test that started but never ended (the guest died or
-// a new test began without a result line).
-func (r *reporter) flushOpen() {
+// finish reports the last test, failing one that never ended (the guest
+// died).
+func (r *reporter) finish() {
+	if r.cur != "" && r.res == "" {
+		r.buf = append(r.buf, "(no result line: the guest stopped)")
+		r.res = "FAIL"
+	}
 	if r.cur != "" {
-		r.buf = append(r.buf, fmt.Sprintf("(no result line for %s)", r.cur))
-		r.report(r.cur, "FAIL")
+		r.flush()
 	}
 }
-
-func (r *reporter) finish() { r.flushOpen() }
 
 // tail returns the last n lines of a file, for error messages.
 func tail(path string, n int) string {
