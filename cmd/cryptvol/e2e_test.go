@@ -1,11 +1,11 @@
 package main
 
 import (
-	"errors"
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
