@@ -8,19 +8,26 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
-// Lab is a guest ready to boot: the kernel and an initramfs with busybox,
-// the modules, the tools, the test binaries of Suites and cryptvol.
+// Lab is a guest ready to boot: the kernel, and initramfs images with
+// busybox, the modules, tools, test binaries and cryptvol, built from the
+// module at root when first asked for.
 type Lab struct {
 	Kernel *Kernel
-	Initrd string
+	root   string
 	dir    string
+	logf   func(string, ...any)
+
+	tmplMu           sync.Mutex // making template disks
+	mu               sync.Mutex
+	full, lean       string
+	fullErr, leanErr error
 }
 
-// NewLab builds the guest in a new temporary directory (Close removes it):
-// the kernel from the cache (see PrepareKernel) and an initramfs with the
-// test binaries of the suites' packages built now from the module at root.
+// NewLab prepares the kernel (see PrepareKernel) and a new temporary
+// directory for the guests' files (Close removes it).
 func NewLab(root string, logf func(string, ...any)) (*Lab, error) {
 	for _, tool := range []string{"qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb", "depmod"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -35,12 +42,31 @@ func NewLab(root string, logf func(string, ...any)) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Kernel: k, dir: dir, Initrd: filepath.Join(dir, "initrd.cpio")}
-	if err := l.build(root, logf); err != nil {
-		l.Close()
-		return nil, err
+	return &Lab{Kernel: k, dir: dir, root: root, logf: logf}, nil
+}
+
+// FullInitrd is the initramfs of the suites: every guest tool, the test
+// binaries of every suite's package.
+func (l *Lab) FullInitrd() (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.full == "" && l.fullErr == nil {
+		l.full = filepath.Join(l.dir, "full.cpio")
+		l.fullErr = l.build(l.full, false)
 	}
-	return l, nil
+	return l.full, l.fullErr
+}
+
+// LeanInitrd is the smaller initramfs of the power-cut tests, which boot
+// many times: cryptvol, this package's tests, and the tools they use.
+func (l *Lab) LeanInitrd() (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lean == "" && l.leanErr == nil {
+		l.lean = filepath.Join(l.dir, "lean.cpio")
+		l.leanErr = l.build(l.lean, true)
+	}
+	return l.lean, l.leanErr
 }
 
 // Close removes the lab's files.
@@ -49,7 +75,8 @@ func (l *Lab) Close() { os.RemoveAll(l.dir) }
 // Dir is a directory for the files of guests (disks, logs); Close removes it.
 func (l *Lab) Dir() string { return l.dir }
 
-func (l *Lab) build(root string, logf func(string, ...any)) error {
+func (l *Lab) build(initrd string, lean bool) error {
+	root, logf := l.root, l.logf
 	r := NewInitramfs()
 	r.AddFile("/usr/bin/busybox", l.Kernel.Busybox(), 0o755)
 	for _, m := range l.Kernel.Modules {
@@ -58,7 +85,11 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 	r.AddData("/lab/modules.list", []byte(strings.Join(l.Kernel.Modules, "\n")+"\n"), 0o644)
 
 	// Host tools, then busybox applets for every other command.
-	for _, tool := range guestTools {
+	tools := guestTools
+	if lean {
+		tools = leanTools
+	}
+	for _, tool := range tools {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			logf("lab: %s is not on this host; the guest has no %s", tool, tool)
@@ -92,7 +123,9 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 	bin := filepath.Join(l.dir, "bin")
 	pkgs := map[string]bool{"internal/vmtest": true}
 	for _, s := range Suites {
-		pkgs[s.Pkg] = true
+		if !lean {
+			pkgs[s.Pkg] = true
+		}
 	}
 	names := make([]string, 0, len(pkgs))
 	for p := range pkgs {
@@ -101,6 +134,11 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 	sort.Strings(names)
 	for _, p := range names {
 		exe := filepath.Join(bin, testBinary(p))
+		if _, err := os.Stat(exe); err == nil {
+			r.AddFile("/lab/bin/"+testBinary(p), exe, 0o755)
+			r.AddDir("/src/" + p)
+			continue // built for the other initramfs
+		}
 		logf("lab: building the %s tests for the guest", p)
 		if err := goBuild(root, "test", "-c", "-o", exe, "./"+p); err != nil {
 			return err
@@ -111,16 +149,17 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 		}
 		r.AddDir("/src/" + p)
 	}
-	if err := goBuild(root, "build", "-o", filepath.Join(bin, "cryptvol"), "./cmd/cryptvol"); err != nil {
-		return err
+	if _, err := os.Stat(filepath.Join(bin, "cryptvol")); err != nil {
+		if err := goBuild(root, "build", "-o", filepath.Join(bin, "cryptvol"), "./cmd/cryptvol"); err != nil {
+			return err
+		}
 	}
 	r.AddFile("/usr/bin/cryptvol", filepath.Join(bin, "cryptvol"), 0o755)
 	if err := addTree(r, filepath.Join(root, "docs"), "/src/docs"); err != nil {
 		return err
 	}
-	for i, s := range Suites {
+	for _, s := range Suites {
 		r.AddData("/lab/jobs/"+s.Name, []byte(suiteJob(s)), 0o755)
-		_ = i
 	}
 	if script := os.Getenv("CRYPTVOL_LAB_SCRIPT"); script != "" {
 		b, err := os.ReadFile(script)
@@ -133,7 +172,7 @@ func (l *Lab) build(root string, logf func(string, ...any)) error {
 		r.AddData("/lab/jobs/"+name, []byte(job), 0o755)
 	}
 
-	f, err := os.Create(l.Initrd)
+	f, err := os.Create(initrd)
 	if err != nil {
 		return err
 	}
@@ -240,4 +279,7 @@ func suiteJob(s Suite) string {
 }
 
 // extraJobs are the guest scripts of the power-cut and log-replay tests.
-var extraJobs = map[string]string{}
+var extraJobs = map[string]string{
+	"powercut": "cd /src/internal/vmtest && CRYPTVOL_LAB=guest /lab/bin/" + testBinary("internal/vmtest") +
+		" -test.v -test.count=1 -test.timeout 60m -test.run '^TestGuestPowercut$'\n",
+}

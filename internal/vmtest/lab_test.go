@@ -66,7 +66,11 @@ func TestLabScript(t *testing.T) {
 		t.Skip("CRYPTVOL_LAB_SCRIPT is not set")
 	}
 	l := needLab(t)
-	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: l.Initrd, Job: "script", Console: filepath.Join(t.TempDir(), "console.log")})
+	initrd, err := l.FullInitrd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: initrd, Job: "script", Console: filepath.Join(t.TempDir(), "console.log")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,12 @@ import (
 // panics, hangs or exits non-zero without a failed test fails t.
 func (l *Lab) RunSuite(t *testing.T, s Suite) {
 	t.Helper()
+	initrd, err := l.FullInitrd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	console := filepath.Join(t.TempDir(), "console.log")
-	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: l.Initrd, Job: s.Name, Console: console})
+	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: initrd, Job: s.Name, Console: console})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,3 +45,6 @@ var guestTools = []string{
 	"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio",
 	"dmsetup", "cryptsetup",
 }
+
+// leanTools are the guest tools of the power-cut tests.
+var leanTools = []string{"dash", "mke2fs", "mkfs.ext4", "e2fsck", "mkfs.xfs", "xfs_repair", "blkid", "mount", "umount", "losetup"}
