@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,10 +80,15 @@ func (l *Lab) build(initrd string, lean bool) error {
 	root, logf := l.root, l.logf
 	r := NewInitramfs()
 	r.AddFile("/usr/bin/busybox", l.Kernel.Busybox(), 0o755)
+	var modules []string
 	for _, m := range l.Kernel.Modules {
+		if lean && slices.Contains(leanSkipsModules, moduleName(m)) {
+			continue
+		}
+		modules = append(modules, m)
 		r.AddFile("/lab/modules/"+m, filepath.Join(l.Kernel.Dir, "modules", m), 0o644)
 	}
-	r.AddData("/lab/modules.list", []byte(strings.Join(l.Kernel.Modules, "\n")+"\n"), 0o644)
+	r.AddData("/lab/modules.list", []byte(strings.Join(modules, "\n")+"\n"), 0o644)
 
 	// Host tools, then busybox applets for every other command.
 	tools := guestTools

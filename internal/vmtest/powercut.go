@@ -119,6 +119,7 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 		return err
 	}
 	defer vm.Kill()
+	bootStart := time.Now()
 	var cut <-chan time.Time
 	var started time.Time
 	timeout := time.After(10 * time.Minute)
@@ -137,6 +138,9 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 				return nil
 			}
 			recent = append(recent, line)
+			if os.Getenv("CRYPTVOL_LAB_DEBUG") != "" && (strings.HasPrefix(line, "LAB-") || strings.HasPrefix(line, "PC checked") || strings.HasPrefix(line, "PC ready")) {
+				o.Logf("%v %s", time.Since(bootStart).Round(10*time.Millisecond), line)
+			}
 			msg, ok := strings.CutPrefix(line, "PC ")
 			if !ok {
 				continue

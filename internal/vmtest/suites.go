@@ -48,3 +48,12 @@ var guestTools = []string{
 
 // leanTools are the guest tools of the power-cut tests.
 var leanTools = []string{"dash", "mke2fs", "mkfs.ext4", "e2fsck", "mkfs.xfs", "xfs_repair", "blkid", "mount", "umount", "losetup"}
+
+// leanSkipsModules are the modules the power-cut guests do without: loading
+// btrfs alone takes seconds under TCG (raid6_pq and xor time their
+// algorithms), and those guests boot many times.
+var leanSkipsModules = []string{
+	"btrfs", "raid6_pq", "xor", "zstd_compress", "blake2b_generic", "xxhash_generic",
+	"vfat", "fat", "nls_cp437", "nls_ascii", "nls_utf8",
+	"dm_crypt", "dm_mod", "aesni_intel", "crypto_simd", "cryptd", "xts", "aes_generic",
+}
