@@ -75,6 +75,9 @@ func (g *pcGuest) setup(dev string) {
 	g.run("cryptvol", "create", "/outer/vault.cv", "--size", vault, "--filesystem", g.fs,
 		"--kdf-memory", "8M", "--kdf-iterations", "1", "--kdf-threads", "1", "--passphrase-file", "/tmp/pw")
 	g.run("umount", "/outer")
+	marker := openMarker(g.t, dev)
+	marker.mark("setup-done")
+	marker.Close()
 	g.say("setup-done")
 }
 
@@ -116,21 +119,6 @@ func (g *pcGuest) check(dev string) {
 	g.say("checked")
 }
 
-// fsckResult runs a read-only check: "clean", or what was wrong.
-func fsckResult(fs, dev string) string {
-	var cmd *exec.Cmd
-	if fs == "xfs" {
-		cmd = exec.Command("xfs_repair", "-n", dev)
-	} else {
-		cmd = exec.Command("e2fsck", "-f", "-n", dev)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "unclean " + strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", " | ")
-	}
-	return "clean"
-}
-
 // work opens the vault and runs the workload: ops operations then a clean
 // close, or, with ops = 0, until the host kills the guest. Each operation is
 // announced before it starts and after its fsyncs return, on the console
@@ -168,12 +156,6 @@ func (g *pcGuest) work(dev string, seed uint64, ops int) {
 	g.say("finished")
 }
 
-// markerArea is the end of each power-cut disk, outside the outer
-// filesystem: the workload writes its progress to the first sector there
-// with O_DIRECT, so the write log (blklogwrites) records it in order with
-// the writes it separates, as dm-log-writes marks do.
-const markerArea = 1 << 20
-
 type markerFile struct {
 	f   *os.File
 	off int64
@@ -202,8 +184,6 @@ func (m *markerFile) mark(text string) {
 }
 
 func (m *markerFile) Close() { m.f.Close() }
-
-const markerMagic = "CVMARK "
 
 func deviceSize(t *testing.T, dev string) int64 {
 	b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(dev), "size"))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -267,4 +268,28 @@ func ListFiles(dir string) ([]string, error) {
 		out = append(out, e.Name()+" "+FileSum(b))
 	}
 	return out, nil
+}
+
+// markerArea is the end of each power-cut disk, outside the outer
+// filesystem: the workload writes its progress to the first sector there
+// with O_DIRECT, so the write log (blklogwrites) records it in order with
+// the writes it separates, as dm-log-writes marks do.
+const markerArea = 1 << 20
+
+// markerMagic begins every marker.
+const markerMagic = "CVMARK "
+
+// fsckResult runs a read-only check: "clean", or what was wrong.
+func fsckResult(fs, dev string) string {
+	var cmd *exec.Cmd
+	if fs == "xfs" {
+		cmd = exec.Command("xfs_repair", "-n", dev)
+	} else {
+		cmd = exec.Command("e2fsck", "-f", "-n", dev)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "unclean " + strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", " | ")
+	}
+	return "clean"
 }
