@@ -18,7 +18,7 @@ type Suite struct {
 // package, change its Pkg here.
 var Suites = []Suite{
 	// The kernel NBD client attached to our server, bare.
-	{Name: "nbd-attach", Pkg: "mount", Run: "^TestNBDKernelAttach$", Minutes: 5},
+	{Name: "nbd-attach", Pkg: "mount/nbd", Run: "^TestNBDKernelAttach$", Minutes: 5},
 	// The end-to-end scripts through /dev/nbdN (the default where the nbd
 	// module is loaded): the kernel NBD scripts, every filesystem, vfat
 	// mounted for real.
