@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,15 +282,9 @@ func (l *Lab) template(fs string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var out []string
-	ok := false
-	for line := range vm.Lines {
-		out = append(out, line)
-		if line == "PC setup-done" {
-			ok = true
-		}
-	}
-	if err := vm.Wait(time.Minute); err != nil || !ok {
+	defer vm.Kill()
+	out, err := vm.Collect(10*time.Minute, nil)
+	if err != nil || !slices.Contains(out, "PC setup-done") {
 		return "", fmt.Errorf("making the %s template disk failed (%v):\n%s", fs, err, strings.Join(out, "\n"))
 	}
 	return p, os.Rename(tmp, p)

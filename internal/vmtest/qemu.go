@@ -167,6 +167,29 @@ func (vm *VM) Wait(timeout time.Duration) error {
 	}
 }
 
+// Collect returns every line the guest sends until qemu exits, and qemu's
+// exit error; past the timeout it kills qemu and says so. each, if not nil,
+// sees every line as it comes.
+func (vm *VM) Collect(timeout time.Duration, each func(string)) ([]string, error) {
+	var lines []string
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-vm.Lines:
+			if !ok {
+				return lines, vm.Wait(time.Minute)
+			}
+			lines = append(lines, l)
+			if each != nil {
+				each(l)
+			}
+		case <-deadline:
+			vm.Kill()
+			return lines, fmt.Errorf("the guest did not power off within %v", timeout)
+		}
+	}
+}
+
 // Done is closed when qemu has exited.
 func (vm *VM) Done() <-chan struct{} { return vm.done }
 
