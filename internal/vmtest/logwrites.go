@@ -54,8 +54,13 @@ type WriteLog struct {
 	Entries    []LogEntry
 }
 
-// maxLogSector bounds the log's sector size (qemu allows up to 16 MiB).
-const maxLogSector = 1 << 24
+// maxLogSector bounds the log's sector size (qemu allows up to 16 MiB), and
+// maxLogDisk the disk an entry may address (1 PiB), so byte offsets cannot
+// overflow.
+const (
+	maxLogSector = 1 << 24
+	maxLogDisk   = 1 << 50
+)
 
 // ReadLog parses the log at path: the superblock, then each entry it counts,
 // every one checked against the file's size before it is used.
@@ -116,7 +121,7 @@ func readLog(f *os.File) (*WriteLog, error) {
 		if e.Flags&^logFlagMask != 0 {
 			return nil, fmt.Errorf("entry %d: unknown flags %#x", i, e.Flags)
 		}
-		if e.Sectors > sectors || e.Sector > 1<<48 {
+		if e.Sectors > sectors && !e.Discard() || e.Sector > maxLogDisk/uint64(ss) || e.Sectors > maxLogDisk/uint64(ss)-e.Sector {
 			return nil, fmt.Errorf("entry %d: %d sectors at %d, beyond any disk", i, e.Sectors, e.Sector)
 		}
 		cur++

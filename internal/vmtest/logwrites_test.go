@@ -142,3 +142,60 @@ func TestMarker(t *testing.T) {
 		t.Fatal("a write elsewhere taken for a marker")
 	}
 }
+
+// FuzzReadLog: any file is either refused or parsed into entries whose data
+// lies within the file and whose ranges fit a disk, with no panic and no
+// allocation out of proportion to the file.
+func FuzzReadLog(f *testing.F) {
+	for _, seed := range readLogSeeds() {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "log")
+		writeFile(t, path, b)
+		wl, err := ReadLog(path)
+		if err != nil {
+			return
+		}
+		defer wl.Close()
+		for _, e := range wl.Entries {
+			if off, n := int64(e.Sector)*wl.SectorSize, int64(e.Sectors)*wl.SectorSize; off < 0 || n < 0 || off+n < 0 || off+n > maxLogDisk {
+				t.Fatalf("entry %+v addresses bytes %d+%d", e, off, n)
+			}
+			if d, err := wl.Data(e); err != nil || len(d) > len(b) {
+				t.Fatalf("entry %+v: %d bytes of data from a %d-byte log (%v)", e, len(d), len(b), err)
+			}
+			wl.Marker(e, diskSize)
+		}
+	})
+}
+
+func readLogSeeds() [][]byte {
+	l := newLogBuilder(512)
+	l.entry(2, 2, 0, make([]byte, 1024))
+	l.entry(0, 0, logFlushFlag, nil)
+	l.entry(9, 4, logDiscardFlag, nil)
+	m := make([]byte, 512)
+	copy(m, markerMagic+"begin 0\n")
+	l.entry(uint64((diskSize-markerArea)/512), 1, 0, m)
+	big := newLogBuilder(4096)
+	big.entry(1, 1, 0, make([]byte, 4096))
+	return [][]byte{l.bytes(l.n), l.bytes(1), big.bytes(big.n)}
+}
+
+func TestReadLogSeeds(t *testing.T) {
+	seeds := readLogSeeds()
+	if len(seeds) == 0 {
+		t.Fatal("no seeds for FuzzReadLog")
+	}
+	for i, s := range seeds {
+		path := filepath.Join(t.TempDir(), "log")
+		writeFile(t, path, s)
+		wl, err := ReadLog(path)
+		if err != nil {
+			t.Fatalf("seed %d: %v", i, err)
+		}
+		wl.Close()
+	}
+}
