@@ -102,6 +102,7 @@ func TestE2E(t *testing.T) {
 			"release-weird":    cmdReleaseWeird,
 			"reuse-device":     cmdReuseDevice,
 			"release-device":   cmdReleaseDevice,
+			"vault-device":     cmdVaultDevice,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -238,6 +239,20 @@ func cmdKillServer(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// vault-device NAME: set $NAME to the block device of the one vault open in
+// this script's registry, /dev/loopN or /dev/nbdN (whichever path open took).
+func cmdVaultDevice(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: vault-device NAME")
+	}
+	states, err := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}.List()
+	ts.Check(err)
+	if len(states) != 1 {
+		ts.Fatalf("%d open vaults, want 1", len(states))
+	}
+	ts.Setenv(args[0], states[0].Device)
+}
+
 // wait-closed: wait until this script's registry lists no open vault (a
 // deferred close finishing).
 func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
@@ -322,15 +337,15 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // servingProcesses returns the pids of the `cryptvol serve` processes of
-// this test binary serving the vault at path (by its name in their argv).
+// this test binary (or a copy of it, as testscript makes where it cannot
+// link, e.g. in the kernel lab's guest) serving the vault at path (by its
+// name in their argv).
 func servingProcesses(path string) []int {
-	self, _ := os.Stat("/proc/self/exe")
 	var pids []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		exe, err := os.Stat(d + "/exe")
-		if err != nil || pid == os.Getpid() || !os.SameFile(exe, self) {
+		if _, err := os.Stat(d + "/exe"); err != nil || pid == os.Getpid() || !e2e.SameExecutable(d+"/exe") {
 			continue
 		}
 		b, _ := os.ReadFile(d + "/cmdline")
