@@ -19,10 +19,12 @@ type Suite struct {
 var Suites = []Suite{
 	// The kernel NBD client attached to our server, bare.
 	{Name: "nbd-attach", Pkg: "mount/nbd", Run: "^TestNBDKernelAttach$", Minutes: 5},
-	// The end-to-end scripts through /dev/nbdN (the default where the nbd
-	// module is loaded): the kernel NBD scripts, every filesystem, vfat
-	// mounted for real.
-	{Name: "e2e-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(nbd_kernel|filesystems|roundtrip_ext4|readonly_wrongpass)$", Minutes: 10},
+	// The end-to-end scripts of the mounted filesystem through /dev/nbdN
+	// (the default where the nbd module is loaded): the kernel NBD script,
+	// every filesystem with vfat mounted for real, a killed server, fsync
+	// durability, a full disk under the vault, growing. The loop path runs
+	// them on the host.
+	{Name: "e2e-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(nbd_kernel|filesystems|roundtrip_ext4|readonly_wrongpass|busy_kill|durability|diskfull|resize)$", Minutes: 15},
 	// vfat mounted for real through a loop device.
 	{Name: "e2e-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(filesystems)$", Loop: true, Minutes: 10},
 	// docs/FORMAT.md §6: dm-crypt reads what cryptvol wrote.
