@@ -44,6 +44,7 @@ var guestTools = []string{
 	"mkfs.btrfs", "btrfs", "btrfsck",
 	"mkfs.vfat", "mkfs.fat", "fsck.vfat", "fsck.fat",
 	"blkid", "findmnt", "losetup", "mount", "umount", "fsck", "setpriv", "wipefs", "blockdev",
+	"df", "stat", "dd", // the scripts use GNU options
 	"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio",
 	"dmsetup", "cryptsetup",
 }
