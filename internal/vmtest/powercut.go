@@ -167,7 +167,7 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 				next.Problem = rest
 			}
 		case <-cut:
-			vm.Kill()
+			vm.Cut()
 			next.KilledAt = time.Since(started).Round(time.Millisecond)
 			// Lines the guest sent before the cut are in the pipe still.
 			for line := range vm.Lines {

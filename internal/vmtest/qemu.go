@@ -145,14 +145,21 @@ func qemuArgs(o BootOptions, accel string) ([]string, error) {
 	return args, nil
 }
 
-// Kill ends qemu at once (a power cut for the guest) and waits for it.
+// Kill ends qemu at once (a power cut for the guest) and waits for it,
+// discarding what the guest sent and was not read yet.
 func (vm *VM) Kill() {
-	if vm.cmd.Process != nil {
-		syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
-	}
+	vm.Cut()
 	for range vm.Lines { // drain, so the reader can finish
 	}
 	<-vm.done
+}
+
+// Cut ends qemu at once, without waiting: the lines the guest sent before
+// remain to be read from Lines, which is closed after the last one.
+func (vm *VM) Cut() {
+	if vm.cmd.Process != nil {
+		syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
+	}
 }
 
 // Wait waits until qemu exits (the guest powers off) or the timeout passes,
