@@ -86,6 +86,7 @@ var openedOn = regexp.MustCompile(`on (/dev/[a-z]+[0-9]+)`)
 // check opens the vault of a killed trial, lets both filesystems replay
 // their journals, lists the workload's files, and runs fsck -n on both.
 func (g *pcGuest) check(dev string) {
+	defer g.say("checked") // after what was found, whatever it was
 	os.MkdirAll("/check", 0o755)
 	if out, err := exec.Command("mount", "-t", "ext4", dev, "/check").CombinedOutput(); err != nil {
 		g.say("outer-mount-failed %s", strings.ReplaceAll(string(out), "\n", " | "))
@@ -116,7 +117,6 @@ func (g *pcGuest) check(dev string) {
 	g.run("cryptvol", "close", inner)
 	g.run("umount", "/check")
 	g.say("outer-fsck %s", fsckResult("ext4", dev))
-	g.say("checked")
 }
 
 // work opens the vault and runs the workload: ops operations then a clean

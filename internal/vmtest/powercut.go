@@ -35,7 +35,9 @@ type Trial struct {
 	OuterFsck  string
 	Checked    int      // files compared
 	Lost       []string // files that are wrong
+	Verified   bool     // the check ran to its end
 	Problem    string   // anything else that went wrong
+	Note       string   // what happened that is not the vault's doing
 	diskPath   string
 	checkLines []string
 }
@@ -79,8 +81,32 @@ func (l *Lab) Powercut(o PowercutOptions) ([]*Trial, error) {
 			next.KilledAt = time.Duration(rng.Int64N(int64(o.MaxDelay)))
 			trials = append(trials, next)
 		}
-		if err := l.powercutBoot(o, prev, next); err != nil {
+		failure, err := l.powercutBoot(o, prev, next)
+		if err != nil {
 			return trials, err
+		}
+		if failure != "" {
+			// qemu or the guest kernel failed before the guest ran
+			// anything: no disk was touched, so the boot is tried again,
+			// and the trials say so.
+			note := fmt.Sprintf("a boot failed before the guest ran (%s); tried again", failure)
+			for _, tr := range []*Trial{prev, next} {
+				if tr != nil {
+					*tr = Trial{Via: tr.Via, FS: tr.FS, Seed: tr.Seed, KilledAt: tr.KilledAt, diskPath: tr.diskPath, Note: note}
+				}
+			}
+			if next != nil {
+				tmpl, _ := l.template(next.FS)
+				if err := copySparse(tmpl, next.diskPath); err != nil {
+					return trials, err
+				}
+			}
+			if failure, err = l.powercutBoot(o, prev, next); err != nil {
+				return trials, err
+			}
+			if failure != "" {
+				return trials, fmt.Errorf("a power-cut guest failed to boot twice: %s", failure)
+			}
 		}
 		if prev != nil {
 			os.Remove(prev.diskPath)
@@ -95,7 +121,8 @@ func (l *Lab) Powercut(o PowercutOptions) ([]*Trial, error) {
 
 // powercutBoot checks prev's disk (if any), then runs next's workload (if
 // any) and kills the guest next.KilledAt after it started.
-func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
+// If the guest did not boot (its init never ran), it says why.
+func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) (bootFailure string, err error) {
 	env := map[string]string{"PC_VIA": o.Via}
 	var disks []Disk
 	if prev != nil {
@@ -112,13 +139,15 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 	}
 	initrd, err := l.LeanInitrd()
 	if err != nil {
-		return err
+		return "", err
 	}
+	console := filepath.Join(l.dir, "console-"+o.Via+".log")
 	vm, err := Boot(BootOptions{Kernel: l.Kernel, Initrd: initrd, Job: "powercut", Env: env, Disks: disks, CPUs: 1, Memory: 1024,
-		Console: filepath.Join(l.dir, "console-"+o.Via+".log")})
+		Console: console})
 	if err != nil {
-		return err
+		return "", err
 	}
+	booted := false
 	defer vm.Kill()
 	bootStart := time.Now()
 	var cut <-chan time.Time
@@ -130,13 +159,20 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 		select {
 		case line, ok := <-vm.Lines:
 			if !ok {
+				qerr := vm.Wait(time.Minute)
+				if !booted {
+					return fmt.Sprintf("qemu: %v; console: %s", qerr, strings.ReplaceAll(tail(console, 8), "\n", " | ")), nil
+				}
 				if prev != nil && !checked {
 					prev.Problem = "the check did not finish: " + lastLines(recent)
 				}
 				if next != nil {
 					next.Problem = "the guest stopped before the cut: " + lastLines(recent)
 				}
-				return nil
+				return "", nil
+			}
+			if strings.HasPrefix(line, "LAB-BOOTED") {
+				booted = true
 			}
 			recent = append(recent, line)
 			if os.Getenv("CRYPTVOL_LAB_DEBUG") != "" && (strings.HasPrefix(line, "LAB-") || strings.HasPrefix(line, "PC checked") || strings.HasPrefix(line, "PC ready")) {
@@ -186,9 +222,9 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 			if prev != nil && !checked {
 				prev.Problem = "the check did not finish"
 			}
-			return nil
+			return "", nil
 		case <-timeout:
-			return errors.New("a power-cut guest did not finish within 10 minutes")
+			return "", errors.New("a power-cut guest did not finish within 10 minutes")
 		}
 	}
 }
@@ -196,7 +232,7 @@ func (l *Lab) powercutBoot(o PowercutOptions, prev, next *Trial) error {
 // finishCheck judges a trial from its check's report.
 func (tr *Trial) finishCheck() {
 	var files []string
-	tr.Opened = true
+	tr.Verified, tr.Opened = true, true
 	for _, l := range tr.checkLines {
 		word, rest, _ := strings.Cut(l, " ")
 		switch word {
@@ -240,6 +276,9 @@ func (tr *Trial) Row() string {
 	}
 	if tr.Problem != "" {
 		s += "\n      " + tr.Problem
+	}
+	if tr.Note != "" {
+		s += "\n      note: " + tr.Note
 	}
 	if !tr.Intact() && tr.InnerFsck != "clean" {
 		s += "\n      inner fsck: " + tr.InnerFsck

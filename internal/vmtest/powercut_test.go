@@ -54,24 +54,28 @@ func TestPowercut(t *testing.T) {
 			fmt.Fprintln(&b, tr.Row())
 		}
 	}
-	fmt.Fprintf(&b, "\n%-5s %7s %7s %12s %9s %12s %6s\n", "path", "trials", "intact", "open failed", "unclean", "lost files", "ops")
+	fmt.Fprintf(&b, "\n%-5s %7s %7s %12s %12s %9s %12s %6s\n", "path", "trials", "intact", "not checked", "open failed", "unclean", "lost files", "ops")
 	for _, via := range []string{"nbd", "loop"} {
-		var n, intact, openFailed, unclean, lost, ops int
+		var n, intact, unchecked, openFailed, unclean, lost, ops int
 		for _, tr := range results[via] {
 			n++
 			ops += tr.Done
-			if tr.Intact() {
+			switch {
+			case tr.Intact():
 				intact++
+			case !tr.Verified:
+				unchecked++
+				continue
 			}
 			if !tr.Opened {
 				openFailed++
 			}
-			if tr.InnerFsck != "clean" || tr.OuterFsck != "clean" {
+			if tr.Opened && (tr.InnerFsck != "clean" || tr.OuterFsck != "clean") {
 				unclean++
 			}
 			lost += len(tr.Lost)
 		}
-		fmt.Fprintf(&b, "%-5s %7d %7d %12d %9d %12d %6d\n", via, n, intact, openFailed, unclean, lost, ops)
+		fmt.Fprintf(&b, "%-5s %7d %7d %12d %12d %9d %12d %6d\n", via, n, intact, unchecked, openFailed, unclean, lost, ops)
 	}
 	fmt.Print(b.String())
 }
