@@ -254,7 +254,10 @@ func checkImage(p *Point, img, dir string, rec *Recording) {
 		return
 	}
 	err = decryptVault(filepath.Join(mnt, "vault.cv"), plain)
-	exec.Command("umount", mnt).Run()
+	if uerr := unmount(mnt); uerr != nil {
+		p.Problem = uerr.Error()
+		return
+	}
 	if err != nil {
 		p.Problem = "the vault does not open: " + err.Error()
 		return
@@ -276,8 +279,8 @@ func checkImage(p *Point, img, dir string, rec *Recording) {
 	if err != nil && !os.IsNotExist(err) {
 		p.Problem = "listing: " + err.Error()
 	}
-	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-		p.Problem = fmt.Sprintf("umount: %v: %s", err, out)
+	if err := unmount(mnt); err != nil {
+		p.Problem = err.Error()
 		return
 	}
 	p.InnerFsck = fsckResult(rec.FS, inner)
@@ -315,6 +318,21 @@ func decryptVault(path, out string) error {
 		}
 	}
 	return f.Close()
+}
+
+// unmount unmounts dir, trying for a few seconds while it is busy; if it
+// cannot, it detaches it lazily (so nothing stays behind) and says so.
+func unmount(dir string) error {
+	var out []byte
+	var err error
+	for range 50 {
+		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	exec.Command("umount", "-l", dir).Run()
+	return fmt.Errorf("umount %s: %v: %s", dir, err, bytes.TrimSpace(out))
 }
 
 func attachLoop(file string) (string, error) {
