@@ -253,6 +253,7 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mount -t tmpfs shm /dev/shm
 hostname lab
+ip link set lo up
 exec >/dev/ttyS1 2>&1 </dev/null
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 while read -r m; do

@@ -290,7 +290,7 @@ func checkImage(p *Point, img, dir string, rec *Recording) {
 // decryptVault writes the plaintext of the vault at path into a new image,
 // leaving holes where the plaintext is zero.
 func decryptVault(path, out string) error {
-	v, err := container.Open(path, []byte("powercut"), &container.OpenOptions{ReadOnly: true})
+	v, err := container.Open(path, container.Passphrase([]byte("powercut")), &container.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
