@@ -13,7 +13,7 @@ import (
 
 // TestLogReplay records guest runs with qemu's blklogwrites and checks each
 // at every flush point and at random points between flushes (replay.go):
-// one run of 6 operations by default; CRYPTVOL_REPLAY_RUNS runs of
+// one run of 4 operations by default; CRYPTVOL_REPLAY_RUNS runs of
 // CRYPTVOL_REPLAY_OPS operations with scripts/logreplay, alternating the
 // path (nbd, loop) and the vault's filesystem (ext4, xfs). It needs root:
 // the points are checked with this machine's loop devices and filesystems.
@@ -29,7 +29,7 @@ func TestLogReplay(t *testing.T) {
 	l := needLab(t)
 	e2e.CheckLeaks(t)
 	runs := envInt(t, "CRYPTVOL_REPLAY_RUNS", 1)
-	ops := envInt(t, "CRYPTVOL_REPLAY_OPS", 6)
+	ops := envInt(t, "CRYPTVOL_REPLAY_OPS", 4)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0x1065))
