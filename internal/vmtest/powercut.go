@@ -90,10 +90,11 @@ func (l *Lab) Powercut(o PowercutOptions) ([]*Trial, error) {
 			// anything: no disk was touched, so the boot is tried again,
 			// and the trials say so.
 			note := fmt.Sprintf("a boot failed before the guest ran (%s); tried again", failure)
-			for _, tr := range []*Trial{prev, next} {
-				if tr != nil {
-					*tr = Trial{Via: tr.Via, FS: tr.FS, Seed: tr.Seed, KilledAt: tr.KilledAt, diskPath: tr.diskPath, Note: note}
-				}
+			if prev != nil { // its check starts over; what its workload did stays
+				prev.checkLines, prev.Note = nil, note
+			}
+			if next != nil {
+				*next = Trial{Via: next.Via, FS: next.FS, Seed: next.Seed, KilledAt: next.KilledAt, diskPath: next.diskPath, Note: note}
 			}
 			if next != nil {
 				tmpl, _ := l.template(next.FS)
