@@ -51,6 +51,7 @@ func (tr *Trial) Intact() bool {
 type PowercutOptions struct {
 	Via      string        // nbd or loop
 	Trials   int           // alternately ext4 and xfs inside the vault
+	FSOffset int           // 1: start with xfs
 	Seed     uint64        // of the first trial; the next ones count up
 	MaxDelay time.Duration // the cut comes uniformly within this after the workload starts
 	Logf     func(string, ...any)
@@ -69,7 +70,7 @@ func (l *Lab) Powercut(o PowercutOptions) ([]*Trial, error) {
 	for k := 0; k <= o.Trials; k++ {
 		var next *Trial
 		if k < o.Trials {
-			fs := []string{"ext4", "xfs"}[k%2]
+			fs := []string{"ext4", "xfs"}[(k+o.FSOffset)%2]
 			tmpl, err := l.template(fs)
 			if err != nil {
 				return trials, err
