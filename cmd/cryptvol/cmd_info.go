@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,7 +55,10 @@ type slotJSON struct {
 }
 
 func newInfoCommand(u *ui) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON, dumpKey bool
+		pf              secretFlags
+	)
 	c := &cobra.Command{
 		Use:   "info FILE",
 		Short: "Show a vault's header: geometry, cipher, keyslots (no passphrase needed)",
@@ -65,9 +70,25 @@ is then fast). It needs no passphrase, shows no secret, and does not change the
 file (a damaged header copy is reported, not repaired).
 
 The header is authenticated only when the vault is unlocked, so this shows it
-as stored.`,
+as stored.
+
+With --dump-master-key it asks for a passphrase (or --passphrase-file and
+--keyfile) and prints the vault's master key in hex instead: with it, dm-crypt
+can read the data area without cryptvol (docs/FORMAT.md §6 gives the
+commands). Anyone holding that key can decrypt the vault, whatever its
+passphrases, and changing a passphrase does not change it: keep it as safe as
+the data, or do not keep it.`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if dumpKey {
+				if asJSON {
+					return &usageError{"--dump-master-key prints only the key: it has no --json form"}
+				}
+				return dumpMasterKey(u, args[0], &pf)
+			}
+			if len(pf.keyfiles) > 0 || pf.file != "" {
+				return &usageError{"--passphrase-file and --keyfile only go with --dump-master-key: info needs no passphrase"}
+			}
 			info, err := container.Inspect(args[0])
 			if err != nil {
 				return err
@@ -102,7 +123,66 @@ as stored.`,
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&dumpKey, "dump-master-key", false, "ask for a passphrase and print the master key in hex (sensitive: it decrypts the vault without any passphrase)")
+	pf.register(c, false)
 	return c
+}
+
+// dumpMasterKey unlocks the vault read-only (nothing is repaired: info does
+// not change the file) and prints its master key in hex on stdout, after a
+// warning on stderr, as cryptsetup's luksDump --dump-volume-key does.
+func dumpMasterKey(u *ui, path string, pf *secretFlags) error {
+	if _, err := container.Inspect(path); err != nil { // a damaged vault is reported before asking
+		return err
+	}
+	pass, err := u.secret(pf, path)
+	if err != nil {
+		return err
+	}
+	defer wipeSecret(pass)
+	v, err := container.Unlock(path, pass, &container.UnlockOptions{ReadOnly: true, Warn: func(m string) { u.warnf("%s: %s", path, m) }})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	var key keyBuffer
+	defer key.wipe()
+	if err := v.WriteKey(&key); err != nil {
+		return err
+	}
+	if n := v.Geometry().KeySize; key.n != n {
+		return fmt.Errorf("master key of %d bytes, want %d", key.n, n)
+	}
+	u.warnf("%s: the master key follows; it decrypts the vault without any passphrase, and changing passphrases does not change it: keep it as safe as the data", path)
+	n := hex.Encode(key.hex[:], key.raw[:key.n])
+	key.hex[n] = '\n'
+	_, err = u.stdout.Write(key.hex[:n+1])
+	return err
+}
+
+// maxKeySize bounds the master keys dumpMasterKey prints (XTS with AES-256
+// takes 64 bytes).
+const maxKeySize = 128
+
+// keyBuffer receives the master key from Vault.WriteKey into fixed arrays
+// that wipe clears, so no copy of the key is left on the heap.
+type keyBuffer struct {
+	raw [maxKeySize]byte
+	hex [2*maxKeySize + 1]byte
+	n   int
+}
+
+func (k *keyBuffer) Write(p []byte) (int, error) {
+	if k.n+len(p) > len(k.raw) {
+		return 0, io.ErrShortWrite
+	}
+	k.n += copy(k.raw[k.n:], p)
+	return len(p), nil
+}
+
+func (k *keyBuffer) wipe() {
+	clear(k.raw[:])
+	clear(k.hex[:])
 }
 
 func toInfoJSON(info *container.Info) infoJSON {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -50,6 +51,17 @@ func TestE2E(t *testing.T) {
 			env.Setenv("WRITERS", "4")
 			env.Setenv("WRITES", "60")
 			env.Setenv("MOUNT_VAULT_SIZE", "256M")
+			// The block path `open --via auto` takes: loop here, nbd in
+			// the kernel lab's guest (internal/vmtest), which runs these
+			// scripts through both.
+			via := mount.ViaLoop
+			if nbd.KernelAvailable() == nil {
+				via = mount.ViaNBD
+			}
+			env.Setenv("VIA", via)
+			env.Setenv("DEV", "/dev/"+via+"[0-9]+")
+			env.Setenv("DEVS", "/dev/"+via+"0 /dev/"+via+"1 /dev/"+via+"2 /dev/"+via+"3")
+			env.Setenv("NO_KERNEL_NBD", e2e.NoKernelNBD)
 			if os.Getenv("CRYPTVOL_STRESS") == "1" {
 				env.Setenv("FIO_SIZE", "96M")
 				env.Setenv("FIO_JOBS", "8")
@@ -90,14 +102,19 @@ func TestE2E(t *testing.T) {
 			"release-weird":    cmdReleaseWeird,
 			"reuse-device":     cmdReuseDevice,
 			"release-device":   cmdReleaseDevice,
+			"vault-device":     cmdVaultDevice,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "nbd": // the kernel NBD client is available
 				return nbd.KernelAvailable() == nil, nil
-			case "vfat": // this kernel can mount vfat
+			case "vfat": // this kernel can mount vfat (the kernel lab's must)
 				b, err := os.ReadFile("/proc/filesystems")
-				return err == nil && strings.Contains(string(b), "\tvfat\n"), nil
+				ok := err == nil && strings.Contains(string(b), "\tvfat\n")
+				if !ok && os.Getenv("CRYPTVOL_LAB") == "guest" {
+					return false, errors.New("the kernel lab's guest cannot mount vfat")
+				}
+				return ok, nil
 			}
 			return false, nil
 		},
@@ -222,6 +239,20 @@ func cmdKillServer(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// vault-device NAME: set $NAME to the block device of the one vault open in
+// this script's registry, /dev/loopN or /dev/nbdN (whichever path open took).
+func cmdVaultDevice(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: vault-device NAME")
+	}
+	states, err := mount.Registry{Dir: ts.Getenv("CRYPTVOL_RUN_DIR")}.List()
+	ts.Check(err)
+	if len(states) != 1 {
+		ts.Fatalf("%d open vaults, want 1", len(states))
+	}
+	ts.Setenv(args[0], states[0].Device)
+}
+
 // wait-closed: wait until this script's registry lists no open vault (a
 // deferred close finishing).
 func cmdWaitClosed(ts *testscript.TestScript, neg bool, args []string) {
@@ -306,15 +337,15 @@ func cmdNoSecrets(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // servingProcesses returns the pids of the `cryptvol serve` processes of
-// this test binary serving the vault at path (by its name in their argv).
+// this test binary (or a copy of it, as testscript makes where it cannot
+// link, e.g. in the kernel lab's guest) serving the vault at path (by its
+// name in their argv).
 func servingProcesses(path string) []int {
-	self, _ := os.Stat("/proc/self/exe")
 	var pids []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		exe, err := os.Stat(d + "/exe")
-		if err != nil || pid == os.Getpid() || !os.SameFile(exe, self) {
+		if _, err := os.Stat(d + "/exe"); err != nil || pid == os.Getpid() || !e2e.SameExecutable(d+"/exe") {
 			continue
 		}
 		b, _ := os.ReadFile(d + "/cmdline")

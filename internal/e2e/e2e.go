@@ -46,3 +46,23 @@ func Root(t testing.TB) {
 		}
 	}
 }
+
+// KernelNBD skips unless the kernel's NBD client is available: available is
+// what nbd.KernelAvailable says (the caller asks, as package nbd's own tests
+// cannot be imported from here). It never fails under CRYPTVOL_E2E=require:
+// the project's machines have no nbd module, which is a property of the
+// machine, not a missing package; the kernel lab (internal/vmtest) runs these
+// tests in a guest that has it, and there (CRYPTVOL_LAB=guest) a missing
+// client fails.
+func KernelNBD(t testing.TB, available error) {
+	t.Helper()
+	if available != nil {
+		if os.Getenv("CRYPTVOL_LAB") == "guest" {
+			t.Fatalf("the kernel NBD client is missing in the lab's guest: %v", available)
+		}
+		t.Skip(NoKernelNBD)
+	}
+}
+
+// NoKernelNBD is the reason kernel NBD tests give for skipping.
+const NoKernelNBD = "kernel NBD path not tested here: /dev/nbd0 does not exist (no nbd module); the kernel lab runs it: scripts/kernel-lab, or TestLab in internal/vmtest"

@@ -69,7 +69,7 @@ func Snapshot(roots ...string) State {
 		}
 		b, _ := os.ReadFile(p)
 		dir := strings.TrimSuffix(p, "comm")
-		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") && !zombie(dir+"stat") && sameExecutable(dir+"exe") {
+		if strings.HasPrefix(strings.TrimSpace(string(b)), "cryptvol") && !zombie(dir+"stat") && SameExecutable(dir+"exe") {
 			s = append(s, "process "+strings.TrimSpace(string(b))+" pid "+strings.Split(p, "/")[2])
 		}
 	}
@@ -96,12 +96,12 @@ func under(path, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// sameExecutable reports whether the process behind a /proc/PID/exe path runs
+// SameExecutable reports whether the process behind a /proc/PID/exe path runs
 // this process's binary: the test binary re-executed as the CLI or a server.
 // testscript hard-links it under the command's name, or copies it where it
 // cannot, so a copy with the same contents counts too. An unreadable exe
 // counts as the same: better a false leak than a missed one.
-func sameExecutable(exe string) bool {
+func SameExecutable(exe string) bool {
 	self, err := os.Stat("/proc/self/exe")
 	if err != nil {
 		return true

@@ -322,9 +322,15 @@ func (d *KernelDevice) Detach() error {
 		case <-d.doItDone: // already stopped, e.g. the server was closed
 		default:
 			// Push out dirty page cache of the block device itself; the
-			// kernel's NBD_DISCONNECT does not.
+			// kernel's NBD_DISCONNECT does not. The first fsync also
+			// reports, once, any write that failed since the device was
+			// opened, even one the filesystem saw fail and reported long
+			// ago (a full disk under the vault): as loopdev does, only a
+			// second failure, a write failing now, is an error.
 			if err := unix.Fsync(d.fd); err != nil {
-				errs = append(errs, fmt.Errorf("nbd: flushing %s: %w", d.path, err))
+				if err := unix.Fsync(d.fd); err != nil {
+					errs = append(errs, fmt.Errorf("nbd: flushing %s: %w", d.path, err))
+				}
 			}
 			if err := ioctl(d.fd, nbdIoctlDisconnect); err != nil {
 				errs = append(errs, fmt.Errorf("nbd: %s: NBD_DISCONNECT: %w", d.path, err))

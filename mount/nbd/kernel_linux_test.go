@@ -66,11 +66,7 @@ func TestNBDKernelMissing(t *testing.T) {
 // through the block device (bypassing the page cache), makes a filesystem on
 // it if mkfs.ext4 is there, and detaches, leaving nothing behind.
 func TestNBDKernelAttach(t *testing.T) {
-	if err := KernelAvailable(); err != nil {
-		// Not a failure under CRYPTVOL_E2E=require: the machines here have
-		// no nbd module, a property of the machine, not a missing package.
-		t.Skip("kernel NBD path not tested here: " + err.Error() + "; modprobe nbd where available")
-	}
+	e2e.KernelNBD(t, KernelAvailable()) // skips here; runs in the kernel lab (internal/vmtest)
 	if os.Geteuid() != 0 {
 		e2e.Skip(t, "attaching /dev/nbdN needs root")
 	}

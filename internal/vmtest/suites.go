@@ -1,0 +1,62 @@
+package vmtest
+
+// Suite is a set of tests run in one guest boot: the tests of Pkg (a
+// package directory relative to the module root) matching Run, with the
+// package directory as working directory, CRYPTVOL_E2E=require and
+// CRYPTVOL_LAB=guest. The guest has every module of guestModules loaded
+// except nbd when Loop is set: then `open --via auto` takes the loop path.
+type Suite struct {
+	Name    string
+	Pkg     string
+	Run     string
+	Loop    bool
+	Full    bool // only in the full run (scripts/kernel-lab), not in ./scripts/test
+	Minutes int  // the guest's time limit
+}
+
+// Suites is what the lab runs, in one place: when a test moves to another
+// package, change its Pkg here.
+var Suites = []Suite{
+	// The kernel NBD client attached to our server, bare.
+	{Name: "nbd-attach", Pkg: "mount/nbd", Run: "^TestNBDKernelAttach$", Minutes: 5},
+	// The end-to-end scripts of the mounted filesystem through /dev/nbdN
+	// (the default where the nbd module is loaded): the kernel NBD script,
+	// every filesystem with vfat mounted for real, a killed server, fsync
+	// durability, a full disk under the vault, growing. The loop path runs
+	// them on the host.
+	{Name: "e2e-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(nbd_kernel|filesystems|roundtrip_ext4|readonly_wrongpass|busy_kill|durability|diskfull|resize)$", Minutes: 15},
+	// vfat mounted for real through a loop device.
+	{Name: "e2e-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(filesystems)$", Loop: true, Minutes: 10},
+	// docs/FORMAT.md §6: dm-crypt reads what cryptvol wrote.
+	{Name: "dmcrypt", Pkg: "internal/vmtest", Run: "^TestGuestDMCryptRecipe$", Loop: true, Minutes: 5},
+	// Every end-to-end script, through each path.
+	{Name: "e2e-all-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Full: true, Minutes: 40},
+	{Name: "e2e-all-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Loop: true, Full: true, Minutes: 40},
+}
+
+// guestTools are the host programs copied into the guest, with the
+// libraries they link. The guest's other commands are busybox applets; a
+// tool missing on the host is left out (the test needing it then says so).
+var guestTools = []string{
+	"dash",
+	"mke2fs", "mkfs.ext4", "e2fsck", "fsck.ext4", "debugfs", "resize2fs",
+	"mkfs.xfs", "xfs_repair", "xfs_growfs", "xfs_db",
+	"mkfs.btrfs", "btrfs", "btrfsck",
+	"mkfs.vfat", "mkfs.fat", "fsck.vfat", "fsck.fat",
+	"blkid", "findmnt", "losetup", "mount", "umount", "fsck", "setpriv", "wipefs", "blockdev",
+	"df", "stat", "dd", // the scripts use GNU options
+	"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio",
+	"dmsetup", "cryptsetup",
+}
+
+// leanTools are the guest tools of the power-cut tests.
+var leanTools = []string{"dash", "mke2fs", "mkfs.ext4", "e2fsck", "mkfs.xfs", "xfs_repair", "blkid", "mount", "umount", "losetup"}
+
+// leanSkipsModules are the modules the power-cut guests do without: loading
+// btrfs alone takes seconds under TCG (raid6_pq and xor time their
+// algorithms), and those guests boot many times.
+var leanSkipsModules = []string{
+	"btrfs", "raid6_pq", "xor", "zstd_compress", "blake2b_generic", "xxhash_generic",
+	"vfat", "fat", "nls_cp437", "nls_ascii", "nls_utf8",
+	"dm_crypt", "dm_mod", "aesni_intel", "crypto_simd", "cryptd", "xts", "aes_generic",
+}
