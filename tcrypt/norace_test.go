@@ -1,0 +1,5 @@
+//go:build !race
+
+package tcrypt
+
+const raceEnabled = false
