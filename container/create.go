@@ -137,7 +137,7 @@ func Create(ctx context.Context, path string, s Secret, opts *CreateOptions) (*V
 	if err := v.commit(h); err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(tmp, path, "", TypeCryptvol, mk, false)
+	vol, err := newVolume(tmp, path, "", TypeCryptvol, mk, false, nil)
 	if err != nil {
 		return nil, err
 	}

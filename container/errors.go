@@ -19,6 +19,12 @@ var (
 	// that fails authentication. The error chain says which.
 	ErrDamaged = errors.New("vault damaged or unsupported")
 
+	// ErrUnknownFormat means a file has no header of a format recognised
+	// by its magic (it also matches ErrDamaged): not a vault, a vault whose
+	// header copies were all wiped, or a format without magic (VeraCrypt,
+	// TrueCrypt) that must be named with UnlockOptions.Type.
+	ErrUnknownFormat = errors.New("no known header")
+
 	// ErrInUse means another process has the vault open (or is changing its header).
 	ErrInUse = errors.New("vault is in use by another cryptvol process")
 
@@ -75,3 +81,25 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// ErrProtectedArea matches (errors.Is) a write refused to protect a hidden
+// volume (Geometry.Protected).
+var ErrProtectedArea = errors.New("write refused: it would overwrite the protected hidden volume")
+
+// ProtectedError is a write refused by hidden volume protection: the write,
+// and the protected range. After is true for a write refused because an
+// earlier one reached the range.
+type ProtectedError struct {
+	Offset, Size int64
+	Range        Range
+	After        bool
+}
+
+func (e *ProtectedError) Error() string {
+	if e.After {
+		return fmt.Sprintf("write of %d bytes at %d refused: an earlier write reached the protected hidden volume (bytes %d-%d), so the volume refuses all writes until it is closed", e.Size, e.Offset, e.Range.Offset, e.Range.End())
+	}
+	return fmt.Sprintf("write of %d bytes at %d refused: it would overwrite the protected hidden volume (bytes %d-%d); the volume now refuses all writes until it is closed", e.Size, e.Offset, e.Range.Offset, e.Range.End())
+}
+
+func (e *ProtectedError) Is(target error) bool { return target == ErrProtectedArea }

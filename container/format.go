@@ -50,7 +50,22 @@ type Geometry struct {
 	Cipher string `json:"cipher"`
 	// KeySize is the master key's length in bytes.
 	KeySize int `json:"key_size"`
+	// Protected, if set, is a range of the plaintext that no write may
+	// reach: the data of a hidden volume inside this one (VeraCrypt's
+	// hidden volume protection). A write into it fails with
+	// ErrProtectedArea, and so does every write after it, until the Volume
+	// is closed.
+	Protected *Range `json:"protected,omitempty"`
 }
+
+// Range is a span of bytes.
+type Range struct {
+	Offset int64 `json:"offset"`
+	Size   int64 `json:"size"`
+}
+
+// End is the byte after the range.
+func (r Range) End() int64 { return r.Offset + r.Size }
 
 // Secret is what unlocks a vault: a passphrase, keyfiles, or both. Each
 // format combines them its own way (cryptvol v1: docs/FORMAT.md §4.1, the

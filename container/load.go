@@ -165,7 +165,7 @@ func noValidCopy(p, b *headerCopy) error {
 		return &damagedError{ve}
 	}
 	if !hasMagic(p.raw) && !hasMagic(b.raw) {
-		return damaged("not a cryptvol vault (no cryptvol header at its start or end)")
+		return &damagedError{fmt.Errorf("%w: not a cryptvol vault (no cryptvol header at its start or end)", ErrUnknownFormat)}
 	}
 	return damaged("both header copies are unusable: primary: %v; backup: %v", p.err, b.err)
 }

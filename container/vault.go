@@ -40,6 +40,11 @@ type UnlockOptions struct {
 	// Header is a detached LUKS2 header file for the volume at path (as
 	// cryptsetup's --header); empty: the header is in the volume.
 	Header string
+	// Type is the container format. Empty: recognised by the header's
+	// magic. VeraCrypt and TrueCrypt volumes have none, so they must be
+	// named (TypeVeraCrypt, TypeTrueCrypt), and TCrypt tunes their unlock.
+	Type   Type
+	TCrypt TCryptOptions
 
 	// derive replaces kdf.Derive for this call: a test seam that counts the
 	// slots tried or makes one fail. Nil in production.
@@ -60,7 +65,7 @@ func (o *UnlockOptions) session() (ctx context.Context, done func()) {
 
 // Unlock reads the vault's header, opens a keyslot with s, verifies the
 // header, and repairs a damaged or stale header copy (unless read-only). The
-// format is recognised by the header's magic.
+// format is opts.Type, or else recognised by the header's magic.
 //
 // All key derivations of one Unlock share one kdf.Session (its context):
 // each distinct (salt, parameters) is derived once, and their total work is
@@ -74,9 +79,12 @@ func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 	if o.Warn == nil {
 		o.Warn = func(string) {}
 	}
-	typ, err := detectFile(headerPath(path, opts.Header))
-	if err != nil {
-		return nil, err
+	typ := o.Type
+	var err error
+	if typ == "" {
+		if typ, err = detectFile(headerPath(path, opts.Header)); err != nil {
+			return nil, err
+		}
 	}
 	if o.Header != "" && !isLUKS(typ) {
 		return nil, fmt.Errorf("%s: %w", o.Header, damaged("not a LUKS header: only LUKS volumes have detached headers"))
@@ -89,6 +97,8 @@ func Unlock(path string, s Secret, opts *UnlockOptions) (*Vault, error) {
 		k, err = unlockV1(ctx, path, s, &o)
 	case TypeLUKS1, TypeLUKS2:
 		k, err = unlockLUKS(ctx, path, s, &o)
+	case TypeVeraCrypt, TypeTrueCrypt:
+		k, err = unlockTCrypt(ctx, path, typ, s, &o)
 	default:
 		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}

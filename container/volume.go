@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/awnumar/memguard"
 
@@ -35,6 +36,10 @@ type Volume struct {
 	keys *memguard.LockedBuffer // expanded cipher keys, owned here
 	sc   cipher.Sector
 
+	// tripped is set by the first write that reached geom.Protected: from
+	// then on every write fails, as VeraCrypt does.
+	tripped atomic.Bool
+
 	life   sync.RWMutex // held shared by every I/O call, exclusively by Close
 	closed bool
 	// rmw orders partial-sector writes (exclusive) against whole-sector
@@ -55,6 +60,15 @@ type OpenOptions struct {
 	Budget  kdf.Work
 	// Header is a detached LUKS2 header file (see UnlockOptions.Header).
 	Header string
+	// Type is the container format (see UnlockOptions.Type), TCrypt the
+	// options of a VeraCrypt or TrueCrypt unlock.
+	Type   Type
+	TCrypt TCryptOptions
+	// Geometry is, for OpenWithKey, the geometry of the unlocked vault
+	// (Vault.Geometry) for formats whose header cannot be read with the
+	// master key alone (VeraCrypt, TrueCrypt). Formats that can read it
+	// ignore it and verify the key against their header instead.
+	Geometry *Geometry
 }
 
 // Open unlocks the vault at path with s and opens its data area. The vault is
@@ -64,25 +78,47 @@ func Open(path string, s Secret, opts *OpenOptions) (*Volume, error) {
 		opts = &OpenOptions{}
 	}
 	v, err := Unlock(path, s, &UnlockOptions{Slots: opts.Slots, ReadOnly: opts.ReadOnly, Warn: opts.Warn,
-		Context: opts.Context, Budget: opts.Budget, Header: opts.Header})
+		Context: opts.Context, Budget: opts.Budget, Header: opts.Header, Type: opts.Type, TCrypt: opts.TCrypt})
 	if err != nil {
 		return nil, err
 	}
 	defer v.Close()
-	mk := memguard.NewBuffer(v.k.masterKey().Size())
-	copy(mk.Bytes(), v.k.masterKey().Bytes())
-	return openWithKey(path, v.typ, mk, opts)
+	return v.Open(opts)
+}
+
+// Open opens the data area of the unlocked vault v (at its path): a Volume
+// with a copy of the master key, as Open returns it; v stays usable.
+func (v *Vault) Open(opts *OpenOptions) (*Volume, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	key := v.k.masterKey()
+	if key == nil {
+		return nil, ErrClosed
+	}
+	o := *opts
+	o.Type = v.typ
+	g := v.Geometry()
+	o.Geometry = &g
+	mk := memguard.NewBuffer(key.Size())
+	copy(mk.Bytes(), key.Bytes())
+	return openWithKey(v.path, v.typ, mk, &o)
 }
 
 // OpenWithKey opens the data area with a master key read from r (as written by
-// Vault.WriteKey), verifying it against the header.
+// Vault.WriteKey), verifying it against the header where the format allows
+// (cryptvol's, LUKS); a VeraCrypt or TrueCrypt volume needs opts.Type and
+// opts.Geometry, as Vault.Type and Vault.Geometry gave them.
 func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	typ, err := detectFile(headerPath(path, opts.Header))
-	if err != nil {
-		return nil, err
+	typ := opts.Type
+	var err error
+	if typ == "" {
+		if typ, err = detectFile(headerPath(path, opts.Header)); err != nil {
+			return nil, err
+		}
 	}
 	size := 0
 	switch typ {
@@ -92,6 +128,15 @@ func OpenWithKey(path string, r io.Reader, opts *OpenOptions) (*Volume, error) {
 		if size, err = luksKeySize(headerPath(path, opts.Header)); err != nil {
 			return nil, err
 		}
+	case TypeVeraCrypt, TypeTrueCrypt:
+		if opts.Geometry == nil {
+			return nil, fmt.Errorf("%s: a %s volume's geometry must come with its key", path, typ)
+		}
+		spec, err := cipher.ParseSpec(opts.Geometry.Cipher, opts.Geometry.KeySize)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, &damagedError{err})
+		}
+		size = spec.KeySize
 	default:
 		return nil, fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -114,7 +159,7 @@ func openWithKey(path string, typ Type, mk *memguard.LockedBuffer, opts *OpenOpt
 	if err != nil {
 		return nil, err
 	}
-	vol, err := newVolume(f, path, opts.Header, typ, mk, opts.ReadOnly)
+	vol, err := newVolume(f, path, opts.Header, typ, mk, opts.ReadOnly, opts.Geometry)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -122,9 +167,10 @@ func openWithKey(path string, typ Type, mk *memguard.LockedBuffer, opts *OpenOpt
 	return vol, nil
 }
 
-// newVolume locks f's data area, verifies mk against the header, and sets up
-// the cipher. It does not consume mk.
-func newVolume(f *os.File, path, hdr string, typ Type, mk *memguard.LockedBuffer, readOnly bool) (*Volume, error) {
+// newVolume locks f's data area, verifies mk against the header (or, for a
+// format whose header the key alone does not open, takes the geometry given
+// with the key), and sets up the cipher. It does not consume mk.
+func newVolume(f *os.File, path, hdr string, typ Type, mk *memguard.LockedBuffer, readOnly bool, given *Geometry) (*Volume, error) {
 	if err := lockByte(f, dataLockByte, !readOnly, false); err != nil {
 		if errors.Is(err, ErrInUse) {
 			return nil, fmt.Errorf("%s: %w (already open)", path, err)
@@ -139,6 +185,8 @@ func newVolume(f *os.File, path, hdr string, typ Type, mk *memguard.LockedBuffer
 		g, uuid, err = v1KeyGeometry(f, path, mk)
 	case TypeLUKS1, TypeLUKS2:
 		g, uuid, err = luksKeyGeometry(path, headerPath(path, hdr), mk)
+	case TypeVeraCrypt, TypeTrueCrypt:
+		g, err = checkGivenGeometry(f, path, given)
 	default:
 		err = fmt.Errorf("%s: %w", path, damaged("unsupported container format %q", typ))
 	}
@@ -350,6 +398,9 @@ func (v *Volume) write(p []byte, off int64, inPlace bool) (int, error) {
 	if clipped {
 		return 0, fmt.Errorf("write of %d bytes at %d goes past the end of the volume (%d bytes)", len(p), off, v.size)
 	}
+	if err := v.checkProtected(off, int64(n)); err != nil {
+		return 0, err
+	}
 	switch {
 	case v.aligned(n, off) && inPlace:
 		v.rmw.RLock()
@@ -530,9 +581,29 @@ func (v *Volume) Discard(off, length int64) error {
 	if n, clipped, err := v.span(int(min(length, v.size)), off); err != nil || clipped || int64(n) != length || !v.aligned(n, off) {
 		return fmt.Errorf("discard of %d bytes at %d: not whole sectors inside the volume", length, off)
 	}
+	if err := v.checkProtected(off, length); err != nil {
+		return err
+	}
 	v.rmw.Lock()
 	defer v.rmw.Unlock()
 	return punchHole(v.f, v.dataOff+off, length)
+}
+
+// checkProtected refuses a write of n bytes at off that reaches the
+// protected range, and every write once one has.
+func (v *Volume) checkProtected(off, n int64) error {
+	p := v.geom.Protected
+	if p == nil {
+		return nil
+	}
+	if v.tripped.Load() {
+		return &ProtectedError{Offset: off, Size: n, Range: *p, After: true}
+	}
+	if n > 0 && off < p.End() && off+n > p.Offset {
+		v.tripped.Store(true)
+		return &ProtectedError{Offset: off, Size: n, Range: *p}
+	}
+	return nil
 }
 
 // Close waits for I/O in progress, wipes the keys and closes the file (which

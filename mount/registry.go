@@ -64,13 +64,17 @@ type State struct {
 
 // newID returns a fresh id for an open vault: a prefix of its uuid (so a
 // person can tell entries apart) and a random suffix (so two copies of one
-// vault, which share a uuid, do not collide).
+// vault, which share a uuid, do not collide). A vault without a uuid (a
+// VeraCrypt volume) gets "vol".
 func newID(uuid string) string {
 	var b [3]byte
 	rand.Read(b[:])
 	prefix := strings.ReplaceAll(uuid, "-", "")
 	if len(prefix) > 8 {
 		prefix = prefix[:8]
+	}
+	if prefix == "" {
+		prefix = "vol"
 	}
 	return prefix + "-" + hex.EncodeToString(b[:])
 }

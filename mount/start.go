@@ -57,6 +57,11 @@ type Config struct {
 	Check bool `json:"check,omitempty"`
 	// Registry is the registry directory, set by Start from its Registry.
 	Registry string `json:"registry"`
+	// Type and Geometry are the unlocked vault's, set by Start: they travel
+	// with the key, for formats whose header the key alone does not open
+	// (container.OpenWithKey). Nothing in them is secret.
+	Type     container.Type      `json:"type,omitempty"`
+	Geometry *container.Geometry `json:"geometry,omitempty"`
 }
 
 // startStatus is the one message the server sends on its status pipe.
@@ -88,6 +93,8 @@ func Start(reg Registry, v *container.Vault, cfg Config) (State, error) {
 		cfg.ID = newID(v.UUID())
 	}
 	cfg.Registry = reg.Dir
+	g := v.Geometry()
+	cfg.Type, cfg.Geometry = v.Type(), &g
 	if err := reg.Ensure(); err != nil {
 		return State{}, err
 	}
@@ -223,7 +230,7 @@ func RunServer(opts ServerOptions) error {
 	for _, w := range warnings {
 		opts.Log("warning: %s", w)
 	}
-	vol, err := container.OpenWithKey(cfg.File, keyPipe, &container.OpenOptions{ReadOnly: cfg.ReadOnly, Header: cfg.Header})
+	vol, err := container.OpenWithKey(cfg.File, keyPipe, &container.OpenOptions{ReadOnly: cfg.ReadOnly, Header: cfg.Header, Type: cfg.Type, Geometry: cfg.Geometry})
 	keyPipe.Close()
 	if err != nil {
 		return fail(err)
