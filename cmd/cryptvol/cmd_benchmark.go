@@ -18,11 +18,15 @@ import (
 
 // benchJSON is one result of `cryptvol benchmark --json`; field names are
 // stable. A cipher result has impl, op ("encrypt" or "decrypt"), sector_size,
-// request_size, mib_per_s and selected; an Argon2id result has impl
-// "argon2id", op "derive", seconds, memory_kib, iterations and threads.
+// request_size, mib_per_s and selected, and cipher for the comparison of
+// sector ciphers; an Argon2id result has impl "argon2id", op "derive",
+// seconds, memory_kib, iterations and threads.
 type benchJSON struct {
 	Impl string `json:"impl"`
 	Op   string `json:"op"`
+	// Cipher is set on the results comparing the sector ciphers
+	// (cipher.BenchmarkSpecs), in dm-crypt's spelling.
+	Cipher string `json:"cipher,omitempty"`
 
 	SectorSize  int     `json:"sector_size,omitempty"`
 	RequestSize int     `json:"request_size,omitempty"`
@@ -65,7 +69,10 @@ func newBenchmarkCommand(u *ui) *cobra.Command {
 can run, and golang.org/x/crypto/xts for reference, for 512-byte and 4 KiB
 sectors one call per sector, and for 128 KiB requests of 4 KiB sectors;
 encryption and decryption, each for about --seconds. The implementation vaults
-are opened with is marked selected. Then time Argon2id: one derivation with
+are opened with is marked selected. Then compare the sector ciphers of LUKS and
+VeraCrypt volumes: AES, Serpent, Twofish, Camellia and Kuznyechik in XTS with
+256-bit keys, 128 KiB requests of 512-byte units, on one core (a cascade costs
+about the sum of its ciphers). Then time Argon2id: one derivation with
 create's default memory (1 GiB, at most half the physical memory) and threads
 (min(4, CPUs)) at one iteration, the figure create's --kdf-time divides its
 target by to choose the iterations; and one with the parameters given with
@@ -79,7 +86,13 @@ results:
    "request_size": 4096, "mib_per_s": 11732.5, "selected": true}
 impl is an implementation name or "golang.org/x/crypto/xts"; op is "encrypt"
 or "decrypt"; request_size is the bytes per call; selected is true for
-exactly one result per op, sector_size and request_size. Argon2id results:
+exactly one result per op, sector_size and request_size. Sector cipher
+results add the cipher:
+  {"impl": "xts(serpent)", "op": "encrypt", "cipher": "serpent-xts-plain64",
+   "sector_size": 512, "request_size": 131072, "mib_per_s": 310.2,
+   "selected": true}
+one per cipher and op; selected is true (the one implementation of it that
+volumes are opened with). Argon2id results:
   {"impl": "argon2id", "op": "derive", "seconds": 1.32, "memory_kib": 1048576,
    "iterations": 1, "threads": 2, "selected": false, "default": true}
 seconds is the time of one derivation with those parameters; default is true
@@ -106,6 +119,11 @@ for the default parameters, absent for the given ones.`,
 			if err != nil {
 				return err
 			}
+			specs, err := benchSpecs(ctx, d)
+			if err != nil {
+				return err
+			}
+			results = append(results, specs...)
 			kdfRuns := []kdf.Params{benchDefaultKDF()}
 			if given != nil {
 				kdfRuns = append(kdfRuns, *given)
@@ -202,6 +220,34 @@ func benchCipher(ctx context.Context, d time.Duration) ([]benchJSON, error) {
 	return out, nil
 }
 
+// benchSpecRequest is the request the sector ciphers are compared with:
+// 128 KiB of VeraCrypt's 512-byte units.
+const benchSpecRequest, benchSpecUnit = 128 << 10, 512
+
+// benchSpecs measures every sector cipher of cipher.BenchmarkSpecs.
+func benchSpecs(ctx context.Context, d time.Duration) ([]benchJSON, error) {
+	var out []benchJSON
+	for _, spec := range cipher.BenchmarkSpecs() {
+		key := make([]byte, spec.KeySize)
+		rand.Read(key)
+		s, err := cipher.NewSector(spec, key, make([]byte, spec.StateSize()), benchSpecUnit)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", spec, err)
+		}
+		for _, op := range []struct {
+			name string
+			f    func(buf []byte, sector uint64)
+		}{{"encrypt", func(b []byte, n uint64) { s.Encrypt(b, b, n) }}, {"decrypt", func(b []byte, n uint64) { s.Decrypt(b, b, n) }}} {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			out = append(out, benchJSON{Impl: s.Implementation(), Op: op.name, Cipher: spec.String(), SectorSize: benchSpecUnit,
+				RequestSize: benchSpecRequest, MiBPerS: math.Round(measure(op.f, benchSpecRequest, benchSpecUnit, d)*10) / 10, Selected: true})
+		}
+	}
+	return out, nil
+}
+
 // benchFuncs returns in-place encryption and decryption of whole requests of
 // sectorSize sectors with the named implementation.
 func benchFuncs(name string, key []byte, sectorSize int) (enc, dec func(buf []byte, sector uint64), err error) {
@@ -261,7 +307,7 @@ func printBenchmark(u *ui, results []benchJSON, seconds float64) error {
 	var labels []string
 	row := map[string][]string{}
 	for _, r := range results {
-		if r.Impl == "argon2id" {
+		if r.Impl == "argon2id" || r.Cipher != "" {
 			continue
 		}
 		label := r.Impl
@@ -295,6 +341,21 @@ func printBenchmark(u *ui, results []benchJSON, seconds float64) error {
 	line("implementation", header)
 	for _, l := range labels {
 		line(l, row[l])
+	}
+	u.printf("\nSector ciphers (XTS, 256-bit keys) on one core, MiB/s: 128 KiB requests of 512-byte units\n")
+	cw, iw := len("cipher"), len("implementation")
+	for _, r := range results {
+		if r.Cipher != "" {
+			cw, iw = max(cw, len(r.Cipher)), max(iw, len(r.Impl))
+		}
+	}
+	u.printf("%-*s  %-*s  %9s  %9s\n", cw, "cipher", iw, "implementation", "encrypt", "decrypt")
+	for i := 0; i < len(results); i++ {
+		r := results[i]
+		if r.Cipher == "" || r.Op != "encrypt" || i+1 == len(results) {
+			continue
+		}
+		u.printf("%-*s  %-*s  %9.0f  %9.0f\n", cw, r.Cipher, iw, r.Impl, r.MiBPerS, results[i+1].MiBPerS)
 	}
 	u.printf("\nArgon2id, one derivation\n")
 	for _, r := range results {

@@ -9,19 +9,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cryptvol/cryptvol/cipher"
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
 	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/tcrypt"
 )
 
 func newCreateCommand(u *ui) *cobra.Command {
 	var (
 		size, fill, filesystem string
-		from, typ              string
+		from                   string
 		sectorSize             int
 		force                  bool
 		kf                     kdfFlags
 		pf                     secretFlags
+		tf                     typeFlag
+		encryption, prf        string
+		pim                    int
 	)
 	c := &cobra.Command{
 		Use:   "create FILE --size SIZE",
@@ -42,22 +47,55 @@ with cryptsetup 2.6's defaults (aes-xts-plain64, 512-bit key, 16 MiB of header,
 file is SIZE + 16 MiB long, and a --keyfile alone is its secret, as cryptsetup
 takes it.
 
+With --type veracrypt the file is a VeraCrypt volume that VeraCrypt 1.26 (and
+cryptsetup) opens: SIZE + 256 KiB long, --encryption AES or a cascade such as
+Serpent-Twofish-AES, the header key derived with --prf sha512 (default) or
+argon2id and --pim; the filesystem is made inside as for a vault.
+
 The key derivation (Argon2id) is calibrated so that unlocking takes --kdf-time on
 this machine, with --kdf-memory of memory; or give --kdf-iterations (and
 optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 		Example: `  cryptvol create vault.cv --size 10G
   cryptvol create vault.cv --size 512M --fill random --kdf-time 5s
   cryptvol create vault.cv --from disk.img
-  cryptvol create volume.luks --size 1G --type luks2`,
+  cryptvol create volume.luks --size 1G --type luks2
+  cryptvol create --type veracrypt volume.hc --size 1G --encryption AES-Twofish-Serpent`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := args[0]
+			ctype, err := tf.get()
+			if err != nil {
+				return err
+			}
+			if ctype == "" {
+				ctype = container.TypeCryptvol
+			}
+			vc := ctype == container.TypeVeraCrypt
+			if vc {
+				for _, name := range []string{"sector-size", "kdf-time", "kdf-memory", "kdf-iterations", "kdf-threads"} {
+					if c.Flags().Changed(name) {
+						return &usageError{fmt.Sprintf("--%s is for cryptvol vaults: a VeraCrypt volume has 512-byte units and --prf and --pim for its key derivation", name)}
+					}
+				}
+				sectorSize = 512
+				if prf, err = checkPRF("--prf", prf); err != nil {
+					return err
+				}
+				if _, err := cipher.VeraCryptSpec(encryption); err != nil {
+					return &usageError{fmt.Sprintf("--encryption %q: one of %s", encryption, strings.Join(cipher.VeraCryptAlgorithms(), ", "))}
+				}
+				if pim < 0 || pim > tcrypt.MaxPIM {
+					return &usageError{fmt.Sprintf("--pim %d: must be 0 to %d", pim, tcrypt.MaxPIM)}
+				}
+			} else {
+				for _, name := range []string{"encryption", "prf", "pim"} {
+					if c.Flags().Changed(name) {
+						return &usageError{fmt.Sprintf("--%s is for VeraCrypt volumes: add --type veracrypt", name)}
+					}
+				}
+			}
 			if sectorSize != 512 && sectorSize != 4096 {
 				return &usageError{fmt.Sprintf("--sector-size %d: must be 4096 or 512", sectorSize)}
-			}
-			ctype := container.Type(typ)
-			if ctype != container.TypeCryptvol && ctype != container.TypeLUKS2 {
-				return &usageError{fmt.Sprintf("--type %q: must be cryptvol or luks2", typ)}
 			}
 			if pf.header != "" || pf.keyfileOffset != 0 || pf.keyfileSize != 0 {
 				return &usageError{"create takes no --header, --keyfile-offset or --keyfile-size"}
@@ -103,6 +141,10 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 			}
 			if err := checkTarget(path, force); err != nil {
 				return err
+			}
+			if vc {
+				return createVeraCrypt(c, u, path, &pf, &container.VeraCryptOptions{Size: n, Algorithm: encryption, PRF: prf, PIM: pim,
+					Fill: f, Force: force, Format: format}, filesystem, from)
 			}
 			params, err := kf.params(c)
 			if err != nil {
@@ -159,10 +201,63 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&filesystem, "filesystem", fsys.Names()[0], "filesystem to make inside: "+strings.Join(fsys.Names(), ", ")+" or none (making one needs root)")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	fl.StringVar(&from, "from", "", "make the vault hold this raw disk image or block device (its size, rounded up to the sector size)")
-	fl.StringVar(&typ, "type", string(container.TypeCryptvol), "format: cryptvol, or luks2 (opened by cryptsetup too)")
 	kf.register(c)
 	pf.register(c, false)
+	tf.register(c, "cryptvol", container.TypeCryptvol, container.TypeLUKS2, container.TypeVeraCrypt)
+	fl.StringVar(&encryption, "encryption", "AES", "VeraCrypt: the encryption algorithm, "+strings.Join(cipher.VeraCryptAlgorithms(), ", "))
+	fl.StringVar(&prf, "prf", "sha512", "VeraCrypt: the PRF of the header key, "+strings.Join(veraCryptCreatePRFs(), ", "))
+	fl.IntVar(&pim, "pim", 0, "VeraCrypt: the PIM (personal iterations multiplier); 0: the PRF's default")
+	c.RegisterFlagCompletionFunc("encryption", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return cipher.VeraCryptAlgorithms(), cobra.ShellCompDirectiveNoFileComp
+	})
+	c.RegisterFlagCompletionFunc("prf", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return veraCryptCreatePRFs(), cobra.ShellCompDirectiveNoFileComp
+	})
 	return c
+}
+
+// veraCryptCreatePRFs are the PRFs a new VeraCrypt volume may use: those
+// VeraCrypt 1.26 opens.
+func veraCryptCreatePRFs() []string {
+	var out []string
+	for _, p := range tcrypt.PRFNames() {
+		if p != tcrypt.PRFRIPEMD160 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// createVeraCrypt makes a VeraCrypt volume (create --type veracrypt).
+func createVeraCrypt(c *cobra.Command, u *ui, path string, pf *secretFlags, o *container.VeraCryptOptions, filesystem, from string) error {
+	pf.typ = container.TypeVeraCrypt
+	pass, err := u.newSecret(pf, pf.file, pf.keyfiles, "Enter a passphrase for the new VeraCrypt volume "+path)
+	if err != nil {
+		return err
+	}
+	defer wipeSecret(pass)
+	progress, finish := u.progress("filling with random data")
+	o.Progress = progress
+	vol, err := container.CreateVeraCrypt(c.Context(), path, pass, o)
+	finish()
+	if err != nil {
+		return err
+	}
+	defer vol.Close()
+	if err := vol.Sync(); err != nil {
+		return err
+	}
+	g := vol.Geometry()
+	u.printf("created %s: VeraCrypt volume, %s usable, %s (%s)\n", path, humanBytes(o.Size), o.Algorithm, g.Cipher)
+	kdfs, _ := tcrypt.KDFs(tcrypt.VeraCrypt, o.PRF, o.PIM, false)
+	u.printf("header key: %s\n", kdfs[len(kdfs)-1])
+	if filesystem != "none" {
+		u.printf("filesystem: %s\n", filesystem)
+	}
+	if from != "" {
+		u.printf("imported %s (%s)\n", from, humanBytes(o.Size))
+	}
+	return vol.Close()
 }
 
 // formatter returns the hook that makes the filesystem inside a new vault,

@@ -16,6 +16,7 @@ func newExportCommand(u *ui) *cobra.Command {
 	var (
 		force bool
 		pf    secretFlags
+		ff    formatFlags
 	)
 	c := &cobra.Command{
 		Use:   "export FILE OUT",
@@ -26,9 +27,15 @@ reads everything in the vault. It is created with mode 0600 after the passphrase
 is given (never through a symbolic link, never into a file that appeared
 meanwhile), and left sparse where the vault's contents are zero. With --force an
 existing OUT is replaced by a new file (a device is written in place). OUT may
-not be the vault itself. The vault must not be open read-write.`,
+not be the vault itself. The vault must not be open read-write.
+
+A VeraCrypt or TrueCrypt volume (--type veracrypt or truecrypt) exports the
+volume its passphrase opens: the outer or the hidden one, or with --system the
+system partition of a disk image. 'cryptvol create --from' makes a cryptvol
+vault of the result.`,
 		Example: `  cryptvol export vault.cv disk.img
-  cryptvol export vault.cv - | ssh backup 'cat > disk.img'`,
+  cryptvol export vault.cv - | ssh backup 'cat > disk.img'
+  cryptvol export --type veracrypt volume.hc disk.img`,
 		Args: exactArgs(2, "a vault file and an output file (or -)"),
 		RunE: func(c *cobra.Command, args []string) error {
 			out := args[1]
@@ -46,21 +53,12 @@ not be the vault itself. The vault must not be open read-write.`,
 					return withHint(fmt.Errorf("%s: %w", out, container.ErrExists), "pass --force to overwrite it")
 				}
 			}
-			budget, err := pf.unlockBudget()
+			v, err := u.unlockAs(c.Context(), c, args[0], &pf, nil, accessRead, &ff)
 			if err != nil {
 				return err
 			}
-			if _, err := pf.learn(args[0]); err != nil {
-				return err
-			}
-			secret, err := u.secret(&pf, args[0])
-			if err != nil {
-				return err
-			}
-			vol, err := container.Open(args[0], secret, &container.OpenOptions{ReadOnly: true, Header: pf.header,
-				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
-				Context: c.Context(), Budget: budget})
-			wipeSecret(secret)
+			vol, err := v.Open(&container.OpenOptions{ReadOnly: true, Header: pf.header})
+			v.Close()
 			if errors.Is(err, container.ErrInUse) {
 				err = withHint(err, "close it first: cryptvol close "+args[0])
 			}
@@ -96,5 +94,6 @@ not be the vault itself. The vault must not be open read-write.`,
 	c.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")
 	pf.register(c, false)
 	pf.registerBudget(c)
+	ff.register(c, false)
 	return c
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,6 +60,7 @@ func newInfoCommand(u *ui) *cobra.Command {
 	var (
 		asJSON, dumpKey bool
 		pf              secretFlags
+		ff              formatFlags
 	)
 	c := &cobra.Command{
 		Use:   "info FILE",
@@ -77,19 +80,40 @@ With --dump-master-key it asks for a passphrase (or --passphrase-file and
 can read the data area without cryptvol (docs/FORMAT.md §6 gives the
 commands). Anyone holding that key can decrypt the vault, whatever its
 passphrases, and changing a passphrase does not change it: keep it as safe as
-the data, or do not keep it.`,
+the data, or do not keep it.
+
+A VeraCrypt or TrueCrypt volume (--type veracrypt or truecrypt) has nothing
+readable without its passphrase: info asks for it, finds the header and shows
+what it says (format, header version, PRF, encryption algorithm, data offset
+and size), opening the file read-only.`,
+		Example: `  cryptvol info vault.cv
+  cryptvol info --json vault.cv
+  cryptvol info --type veracrypt volume.hc`,
 		Args: exactArgs(1, "one vault file"),
 		RunE: func(c *cobra.Command, args []string) error {
+			typ, _, err := ff.resolve(c)
+			if err != nil {
+				return err
+			}
 			if dumpKey {
 				if asJSON {
 					return &usageError{"--dump-master-key prints only the key: it has no --json form"}
 				}
+				if isTCrypt(typ) {
+					return &usageError{"--dump-master-key is for cryptvol and LUKS vaults"}
+				}
 				return dumpMasterKey(u, args[0], &pf)
 			}
+			if isTCrypt(typ) {
+				return tcryptInfo(c, u, args[0], &pf, &ff, asJSON)
+			}
 			if len(pf.keyfiles) > 0 || pf.file != "" {
-				return &usageError{"--passphrase-file and --keyfile only go with --dump-master-key: info needs no passphrase"}
+				return &usageError{"--passphrase-file and --keyfile only go with --dump-master-key, or a VeraCrypt or TrueCrypt volume (--type veracrypt): info needs no passphrase"}
 			}
 			info, err := container.Inspect(args[0])
+			if errors.Is(err, container.ErrUnknownFormat) {
+				return withHint(err, fmt.Sprintf("a VeraCrypt or TrueCrypt volume has no recognisable header: `cryptvol info --type veracrypt %s` (or --type truecrypt) asks for its passphrase", args[0]))
+			}
 			if err != nil {
 				return err
 			}
@@ -125,7 +149,78 @@ the data, or do not keep it.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().BoolVar(&dumpKey, "dump-master-key", false, "ask for a passphrase and print the master key in hex (sensitive: it decrypts the vault without any passphrase)")
 	pf.register(c, false)
+	ff.register(c, false)
 	return c
+}
+
+// tcryptInfoJSON is the --json form of `cryptvol info --type veracrypt`;
+// field names are stable.
+type tcryptInfoJSON struct {
+	Path       string `json:"path"`
+	Format     string `json:"format"` // "veracrypt" or "truecrypt"
+	Cipher     string `json:"cipher"` // dm-crypt's spelling, ciphers in the order applied
+	KeyBits    int    `json:"key_bits"`
+	DataOffset int64  `json:"data_offset"`
+	DataSize   int64  `json:"data_size"`
+	IVOffset   uint64 `json:"iv_offset"`
+	FileSize   int64  `json:"file_size"`
+	container.TCryptInfo
+}
+
+// tcryptInfo unlocks a VeraCrypt or TrueCrypt volume read-only and shows
+// its header.
+func tcryptInfo(c *cobra.Command, u *ui, path string, pf *secretFlags, ff *formatFlags, asJSON bool) error {
+	v, err := u.unlockAs(c.Context(), c, path, pf, nil, accessRead, ff)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	ti, _ := v.TCryptInfo()
+	g := v.Geometry()
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	j := tcryptInfoJSON{Path: path, Format: string(v.Type()), Cipher: g.Cipher, KeyBits: g.KeySize * 8,
+		DataOffset: g.Offset, DataSize: g.Size, IVOffset: g.IVOffset, FileSize: size, TCryptInfo: ti}
+	if asJSON {
+		b, _ := json.MarshalIndent(j, "", "  ")
+		u.printf("%s\n", b)
+		return nil
+	}
+	magic := map[string]string{"VERA": "VeraCrypt", "TRUE": "TrueCrypt"}[ti.Magic]
+	u.printf("volume:       %s\n", path)
+	u.printf("format:       %s (header version %d, needs version %s)\n", magic, ti.Version, ti.MinProgramVersion)
+	u.printf("header:       %s\n", tcryptHeaderPlace(ti))
+	u.printf("cipher:       %s (%s, %d-bit key)\n", ti.Algorithm, g.Cipher, g.KeySize*8)
+	u.printf("key derivation: %s\n", describeTCryptKDF(ti))
+	u.printf("sector size:  %d (data encrypted in 512-byte units from unit %d)\n", ti.SectorSize, g.IVOffset)
+	u.printf("data offset:  %d (%s)\n", g.Offset, humanBytes(g.Offset))
+	u.printf("data size:    %d (%s)\n", g.Size, humanBytes(g.Size))
+	u.printf("file size:    %d\n", size)
+	return nil
+}
+
+// describeTCryptHeader says which header opened: "normal header at 0",
+// "backup hidden header at 299008", "system header at 31744".
+func describeTCryptHeader(ti container.TCryptInfo) string {
+	return fmt.Sprintf("%s (%s, %s)", tcryptHeaderPlace(ti), describeTCryptKDF(ti), ti.Algorithm)
+}
+
+func tcryptHeaderPlace(ti container.TCryptInfo) string {
+	s := ti.Header + " header"
+	if ti.Backup {
+		s = "backup " + s
+	}
+	return fmt.Sprintf("%s at %d", s, ti.Offset)
+}
+
+func describeTCryptKDF(ti container.TCryptInfo) string {
+	if ti.PRF == "argon2id" {
+		return fmt.Sprintf("argon2id m=%s t=%d p=1", humanBytes(int64(ti.MemoryKiB)*1024), ti.Iterations)
+	}
+	return fmt.Sprintf("pbkdf2-%s, %d iterations", ti.PRF, ti.Iterations)
 }
 
 // dumpMasterKey unlocks the vault read-only (nothing is repaired: info does

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -28,6 +27,7 @@ type openFlags struct {
 	allowDiscard bool
 	check        string // auto, always or never
 	pf           secretFlags
+	ff           formatFlags
 }
 
 func newOpenCommand(u *ui) *cobra.Command {
@@ -56,12 +56,20 @@ btrfs check --readonly, fsck.vfat -n) and does not mount a filesystem that
 fails it. By default (--check=auto) it runs when someone other than root could
 have written the vault: the file belongs to another user or is writable by its
 group or others, or its directory lets someone other than root replace it.
---check=never skips it.`,
+--check=never skips it.
+
+VeraCrypt and TrueCrypt volumes open with --type veracrypt (TrueCrypt 6 and 7
+volumes too) or --type truecrypt: the passphrase finds the header by trying
+every PRF and cipher (--prf and --pim narrow the search); a hidden volume's
+passphrase opens the hidden volume. --protect-hidden opens the outer volume
+and refuses every write that would reach the hidden one. See VERACRYPT.md.`,
 		Example: `  cryptvol open vault.cv /mnt/secret
   cryptvol open vault.cv /mnt/secret --read-only
   cryptvol open vault.cv --no-mount
   cryptvol open vault.cv /mnt/secret --check
-  cryptvol open vault.cv --test-passphrase`,
+  cryptvol open vault.cv --test-passphrase
+  cryptvol open --type veracrypt volume.hc /mnt/vc
+  cryptvol open --type veracrypt volume.hc /mnt/vc --protect-hidden`,
 		Args: func(c *cobra.Command, args []string) error {
 			if o.testOnly || o.noMount {
 				return exactArgs(1, "one vault file")(c, args)
@@ -73,13 +81,13 @@ group or others, or its directory lets someone other than root replace it.
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			if o.testOnly {
-				return testPassphrase(c.Context(), u, args[0], &o)
+				return testPassphrase(c, u, args[0], &o)
 			}
 			mp := ""
 			if len(args) == 2 {
 				mp = args[1]
 			}
-			return openVault(c.Context(), u, args[0], mp, &o)
+			return openVault(c, u, args[0], mp, &o)
 		},
 	}
 	f := c.Flags()
@@ -94,15 +102,20 @@ group or others, or its directory lets someone other than root replace it.
 	f.Lookup("check").NoOptDefVal = "always"
 	o.pf.register(c, false)
 	o.pf.registerBudget(c)
+	o.ff.register(c, true)
 	return c
 }
 
-func testPassphrase(ctx context.Context, u *ui, path string, o *openFlags) error {
-	v, err := u.unlock(ctx, path, &o.pf, slotList(o.slot), true)
+func testPassphrase(c *cobra.Command, u *ui, path string, o *openFlags) error {
+	v, err := u.unlockAs(c.Context(), c, path, &o.pf, slotList(o.slot), accessAny, &o.ff)
 	if err != nil {
 		return err
 	}
 	defer v.Close()
+	if ti, ok := v.TCryptInfo(); ok {
+		u.printf("the passphrase opens the %s\n", describeTCryptHeader(ti))
+		return nil
+	}
 	u.printf("the passphrase opens keyslot %d\n", v.Slot())
 	return nil
 }
@@ -136,7 +149,7 @@ func needRoot(what string) error {
 		"run it with sudo; `cryptvol serve FILE --listen unix:PATH` exposes a vault over NBD without root")
 }
 
-func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags) error {
+func openVault(c *cobra.Command, u *ui, path, mountPoint string, o *openFlags) error {
 	if err := needRoot("opening a vault"); err != nil {
 		return err
 	}
@@ -148,8 +161,17 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 	if err != nil {
 		return err
 	}
-	if _, err := o.pf.learn(abs); err != nil {
+	typ, _, err := o.ff.resolve(c)
+	if err != nil {
 		return err
+	}
+	if o.ff.system {
+		o.readOnly = true // system encryption opens read-only
+	}
+	if !isTCrypt(typ) {
+		if _, err := o.pf.learn(abs); err != nil {
+			return err
+		}
 	}
 	if o.pf.header != "" {
 		if o.pf.header, err = filepath.Abs(o.pf.header); err != nil {
@@ -176,7 +198,11 @@ func openVault(ctx context.Context, u *ui, path, mountPoint string, o *openFlags
 			return withHint(fmt.Errorf("%s is already a mount point", mountPoint), "choose an empty directory")
 		}
 	}
-	v, err := u.unlock(ctx, abs, &o.pf, slotList(o.slot), o.readOnly)
+	acc := accessWrite
+	if o.readOnly {
+		acc = accessAny
+	}
+	v, err := u.unlockAs(c.Context(), c, abs, &o.pf, slotList(o.slot), acc, &o.ff)
 	if err != nil {
 		return err
 	}

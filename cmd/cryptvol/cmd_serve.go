@@ -29,6 +29,7 @@ func newServeCommand(u *ui) *cobra.Command {
 		insecure     bool
 		limits       serveLimits
 		pf           secretFlags
+		ff           formatFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve FILE --listen unix:PATH|tcp:HOST:PORT",
@@ -48,7 +49,11 @@ Plaintext TCP, loopback included, is refused unless --insecure-no-tls.
 
 serve prints the URI clients use (nbds://... for libnbd's nbdinfo, nbdcopy and
 nbdfuse) and the options qemu takes; a client's certificate directory holds
-ca-cert.pem, client-cert.pem and client-key.pem.`,
+ca-cert.pem, client-cert.pem and client-key.pem.
+
+VeraCrypt and TrueCrypt volumes are served with --type veracrypt or truecrypt
+(see 'cryptvol open' and VERACRYPT.md); with --protect-hidden, writes that
+would reach the hidden volume fail with an I/O error and are reported here.`,
 		Example: `  cryptvol serve vault.cv --listen unix:/tmp/vault.sock
   qemu-system-x86_64 -drive file=nbd+unix:///?socket=/tmp/vault.sock,format=raw ...
   nbdcopy nbd+unix:///?socket=/tmp/vault.sock backup.img
@@ -68,29 +73,29 @@ ca-cert.pem, client-cert.pem and client-key.pem.`,
 			if err != nil {
 				return err
 			}
-			budget, err := pf.unlockBudget()
-			if err != nil {
+			if _, _, err := ff.resolve(c); err != nil {
 				return err
 			}
-			if _, err := pf.learn(args[0]); err != nil {
-				return err
-			}
-			pass, err := u.secret(&pf, args[0])
-			if err != nil {
-				return err
+			if ff.system {
+				readOnly = true // system encryption opens read-only
 			}
 			warnings, err := mount.Harden(false)
 			if err != nil {
-				wipeSecret(pass)
 				return err
 			}
 			for _, w := range warnings {
 				u.warnf("%s", w)
 			}
-			vol, err := container.Open(args[0], pass, &container.OpenOptions{ReadOnly: readOnly, Slots: slotList(slot), Header: pf.header,
-				Warn:    func(m string) { u.warnf("%s: %s", args[0], m) },
-				Context: c.Context(), Budget: budget})
-			wipeSecret(pass)
+			acc := accessWrite
+			if readOnly {
+				acc = accessRead
+			}
+			v, err := u.unlockAs(c.Context(), c, args[0], &pf, slotList(slot), acc, &ff)
+			if err != nil {
+				return err
+			}
+			vol, err := v.Open(&container.OpenOptions{ReadOnly: readOnly, Header: pf.header})
+			v.Close()
 			if err != nil {
 				return err
 			}
@@ -156,6 +161,7 @@ ca-cert.pem, client-cert.pem and client-key.pem.`,
 	limits.register(c)
 	pf.register(c, false)
 	pf.registerBudget(c)
+	ff.register(c, true)
 	return c
 }
 

@@ -98,6 +98,7 @@ func TestE2E(t *testing.T) {
 			"fill-until-error": cmdFillUntilError,
 			"check-filled":     cmdCheckFilled,
 			"overlap-writes":   cmdOverlapWrites,
+			"unpack-tcrypt":    cmdUnpackTCrypt,
 			"hold-weird":       cmdHoldWeird,
 			"release-weird":    cmdReleaseWeird,
 			"reuse-device":     cmdReuseDevice,
@@ -108,6 +109,10 @@ func TestE2E(t *testing.T) {
 			switch cond {
 			case "nbd": // the kernel NBD client is available
 				return nbd.KernelAvailable() == nil, nil
+			case "race": // built with the race detector (pure-Go hashes are slow)
+				return raceEnabled, nil
+			case "tcrypt": // the VeraCrypt and TrueCrypt images are beside the repository
+				return tcryptImagesPresent()
 			case "vfat": // this kernel can mount vfat (the kernel lab's must)
 				b, err := os.ReadFile("/proc/filesystems")
 				ok := err == nil && strings.Contains(string(b), "\tvfat\n")
@@ -539,4 +544,35 @@ func cmdReleaseDevice(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: release-device (after reuse-device)")
 	}
 	release()
+}
+
+// tcryptImages is the archive of VeraCrypt and TrueCrypt volumes made by those
+// tools (../shared/interop/README.md), beside the repository, never in it.
+const tcryptImages = "../../../shared/interop/tcrypt-images.tar.xz"
+
+// tcryptImagesPresent is the condition [tcrypt]: the archive is there. Its
+// absence is an error with CRYPTVOL_E2E=require (CI has ../shared).
+func tcryptImagesPresent() (bool, error) {
+	if _, err := os.Stat(tcryptImages); err != nil {
+		if e2e.Required() {
+			return false, fmt.Errorf("the interop images are not beside the repository (CRYPTVOL_E2E=require): %w", err)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// unpack-tcrypt DIR: extract the VeraCrypt and TrueCrypt images into DIR
+// (after [!tcrypt] skip).
+func cmdUnpackTCrypt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: unpack-tcrypt DIR")
+	}
+	archive, err := filepath.Abs(tcryptImages)
+	ts.Check(err)
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	if out, err := exec.Command("tar", "-xJf", archive, "-C", dir).CombinedOutput(); err != nil {
+		ts.Fatalf("tar: %v\n%s", err, out)
+	}
 }

@@ -170,8 +170,16 @@ func cmdBenchJSON(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	selected := map[key][]string{}
 	measured := map[string]int{}
+	ciphers := map[string]int{}
 	var kdfs []benchJSON
 	for _, r := range results {
+		if r.Cipher != "" {
+			if (r.Op != "encrypt" && r.Op != "decrypt") || r.SectorSize != 512 || r.RequestSize != 128<<10 || r.MiBPerS <= 0 || !r.Selected || r.Impl == "" {
+				ts.Fatalf("bad sector cipher result %+v", r)
+			}
+			ciphers[r.Cipher]++
+			continue
+		}
 		if r.Impl == "argon2id" {
 			if r.Op != "derive" || r.Seconds <= 0 || r.MemoryKiB == 0 || r.Iterations == 0 || r.Threads == 0 || r.Selected {
 				ts.Fatalf("bad argon2id result %+v", r)
@@ -204,6 +212,14 @@ func cmdBenchJSON(ts *testscript.TestScript, neg bool, args []string) {
 		if len(impls) != 1 || impls[0] != cipher.Implementations()[0] {
 			ts.Fatalf("%+v: selected %v, want exactly %s", k, impls, cipher.Implementations()[0])
 		}
+	}
+	for _, spec := range cipher.BenchmarkSpecs() {
+		if ciphers[spec.String()] != 2 {
+			ts.Fatalf("%s measured %d times, want 2 (encrypt, decrypt)", spec, ciphers[spec.String()])
+		}
+	}
+	if len(ciphers) != len(cipher.BenchmarkSpecs()) {
+		ts.Fatalf("results for %d sector ciphers, want %d", len(ciphers), len(cipher.BenchmarkSpecs()))
 	}
 	if len(kdfs) != wantKDF || !kdfs[0].Default || kdfs[0].Iterations != 1 {
 		ts.Fatalf("argon2id results %+v, want %d, the first the default parameters at one iteration", kdfs, wantKDF)

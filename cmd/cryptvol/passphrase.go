@@ -38,6 +38,10 @@ type secretFlags struct {
 	// luks is set (learn) when the volume is LUKS: a keyfile is then the
 	// whole secret, with no passphrase to ask for.
 	luks bool
+	// typ is the container's format when --type named one (unlockAs sets
+	// it): a VeraCrypt or TrueCrypt keyfile may be a directory, and of any
+	// size (only its first MiB counts).
+	typ container.Type
 }
 
 // register adds the flags: the current secret, and with withNew the new one.
@@ -113,7 +117,7 @@ func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
 	}
 	s := container.Secret{Keyfiles: p.keyfiles, SpecialKeyfiles: p.specialKeyfiles,
 		KeyfileOffset: p.keyfileOffset, KeyfileSize: p.keyfileSize}
-	if err := checkKeyfiles(s); err != nil {
+	if err := checkKeyfilesAs(s, p.typ); err != nil {
 		return container.Secret{}, err
 	}
 	if (p.keyfileOffset != 0 || p.keyfileSize != 0) && (!p.luks || len(p.keyfiles) != 1) {
@@ -135,7 +139,7 @@ func (u *ui) secret(p *secretFlags, what string) (container.Secret, error) {
 func (u *ui) newSecret(p *secretFlags, file string, keyfiles []string, prompt string) (container.Secret, error) {
 	protectMemory()
 	s := container.Secret{Keyfiles: keyfiles, SpecialKeyfiles: p.specialKeyfiles}
-	if err := checkKeyfiles(s); err != nil {
+	if err := checkKeyfilesAs(s, p.typ); err != nil {
 		return container.Secret{}, err
 	}
 	if len(keyfiles) > 0 {
@@ -165,11 +169,15 @@ func (u *ui) newSecretFor(p *secretFlags, prompt string) (container.Secret, erro
 }
 
 // checkKeyfiles reports an unusable keyfile before anything is asked.
-func checkKeyfiles(s container.Secret) error {
+func checkKeyfiles(s container.Secret) error { return checkKeyfilesAs(s, "") }
+
+// checkKeyfilesAs is checkKeyfiles for a container of format typ ("": any
+// but VeraCrypt's and TrueCrypt's).
+func checkKeyfilesAs(s container.Secret, typ container.Type) error {
 	if len(s.Keyfiles) > kdf.MaxKeyfiles {
 		return &usageError{fmt.Sprintf("%d keyfiles: at most %d", len(s.Keyfiles), kdf.MaxKeyfiles)}
 	}
-	err := s.CheckKeyfiles()
+	err := s.CheckKeyfilesAs(typ)
 	switch {
 	case errors.Is(err, container.ErrSpecialKeyfile):
 		return withHint(err, "to read a keyfile from a pipe or a device, add --allow-special-keyfiles")
