@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -260,6 +262,10 @@ func (k KDF) Derive(ctx context.Context, password, salt []byte) (*memguard.Locke
 			return nil, fmt.Errorf("tcrypt: argon2id memory %d KiB out of bounds", k.MemoryKiB)
 		}
 		key := argon2.IDKey(password, salt, k.Iterations, k.MemoryKiB, argon2Threads, HeaderKeySize)
+		// Give the memory back now: an unlock may derive again (the
+		// hidden volume's header), and should not hold twice as much.
+		runtime.GC()
+		debug.FreeOSMemory()
 		return memguard.NewBufferFromBytes(key), nil // wipes key
 	}
 	p, ok := lookupPRF(k.PRF)
