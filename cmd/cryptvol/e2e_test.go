@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -25,6 +26,7 @@ import (
 	"github.com/cryptvol/cryptvol/mount"
 	"github.com/cryptvol/cryptvol/mount/nbd"
 	"github.com/cryptvol/cryptvol/mount/nbd/nbdtest"
+	"github.com/cryptvol/cryptvol/tcrypt"
 )
 
 // TestE2E runs the end-to-end scenarios in testdata/e2e with the real CLI, as
@@ -104,6 +106,7 @@ func TestE2E(t *testing.T) {
 			"reuse-device":     cmdReuseDevice,
 			"release-device":   cmdReleaseDevice,
 			"vault-device":     cmdVaultDevice,
+			"add-hidden":       cmdAddHidden,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -575,4 +578,40 @@ func cmdUnpackTCrypt(ts *testscript.TestScript, neg bool, args []string) {
 	if out, err := exec.Command("tar", "-xJf", archive, "-C", dir).CombinedOutput(); err != nil {
 		ts.Fatalf("tar: %v\n%s", err, out)
 	}
+}
+
+// add-hidden VOLUME PASSFILE SIZE: add a hidden volume of SIZE bytes at the
+// end of the data area of a VeraCrypt volume, as VeraCrypt adds one: its
+// header and backup (SHA-512, VeraCrypt's default count) in the hidden
+// header areas, keys of its own. Its data is left as it is.
+func cmdAddHidden(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: add-hidden VOLUME PASSFILE SIZE")
+	}
+	size, err := strconv.ParseInt(args[2], 0, 64)
+	ts.Check(err)
+	pass, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	pass = bytes.TrimSuffix(pass, []byte("\n"))
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	ts.Check(err)
+	defer f.Close()
+	st, err := f.Stat()
+	ts.Check(err)
+	keys, err := tcrypt.NewKeys("AES")
+	ts.Check(err)
+	defer keys.Destroy()
+	h := tcrypt.NewHeader(uint64(size))
+	h.HiddenVolumeSize, h.EncryptedAreaStart = uint64(size), uint64(st.Size()-tcrypt.BackupAreaSize-size)
+	kdfs, err := tcrypt.KDFs(tcrypt.VeraCrypt, tcrypt.PRFSHA512, 0, false)
+	ts.Check(err)
+	for _, off := range []int64{tcrypt.HeaderAreaSize, st.Size() - tcrypt.HeaderAreaSize} {
+		salt, err := tcrypt.NewSalt()
+		ts.Check(err)
+		raw, err := tcrypt.Seal(context.Background(), h, keys.Bytes(), pass, salt, kdfs[len(kdfs)-1], "AES")
+		ts.Check(err)
+		_, err = f.WriteAt(raw, off)
+		ts.Check(err)
+	}
+	ts.Check(f.Sync())
 }
