@@ -114,6 +114,9 @@ func TestE2E(t *testing.T) {
 				return nbd.KernelAvailable() == nil, nil
 			case "race": // built with the race detector (pure-Go hashes are slow)
 				return raceEnabled, nil
+			case "mem2g": // at least 2 GiB of memory (VeraCrypt's Argon2id takes up to 1 GiB)
+				var si syscall.Sysinfo_t
+				return syscall.Sysinfo(&si) == nil && uint64(si.Totalram)*uint64(si.Unit) >= 2<<30, nil
 			case "tcrypt": // the VeraCrypt and TrueCrypt images are beside the repository
 				return tcryptImagesPresent()
 			case "vfat": // this kernel can mount vfat (the kernel lab's must)
