@@ -112,13 +112,16 @@ func CanonicalPRF(name string) (string, error) {
 }
 
 // PIM bounds. VeraCrypt accepts a PIM up to 2147468 (so that 15000 + PIM ×
-// 1000 fits an int32), and up to 65535 for system encryption; for Argon2id
-// cryptvol stops where one derivation would pass over 1 GiB more than 1000
-// times (PIM 1018), a cost no one chooses on purpose.
+// 1000 fits an int32) and up to 65535 for system encryption; cryptvol stops
+// lower, where package kdf's bounds are: 2^27 PBKDF2 iterations (about a
+// minute of SHA-256; PIM 134202, and every system PIM fits) and, for
+// Argon2id, kdf.MaxWork (64 passes over 1 GiB: PIM 82).
 const (
-	MaxPIM         = 2147468
+	MaxPIM         = (maxPBKDF2Iterations - vcPIMConst) / 1000
 	MaxSystemPIM   = 65535
-	MaxArgon2idPIM = 1018
+	MaxArgon2idPIM = kdf.MaxWork/(1<<20) + 18
+	// maxPBKDF2Iterations is the most iterations Derive runs: 2^27.
+	maxPBKDF2Iterations = 1 << 27
 )
 
 // Argon2id parameters of VeraCrypt (1.26.27 and later): one lane, the
@@ -187,7 +190,7 @@ func KDFs(f Format, prf string, pim int, system bool) ([]KDF, error) {
 	case pim < 0:
 		return nil, fmt.Errorf("PIM %d: must not be negative", pim)
 	case pim > maxPIM:
-		return nil, fmt.Errorf("PIM %d: above VeraCrypt's maximum %d", pim, maxPIM)
+		return nil, fmt.Errorf("PIM %d: above %d, the most cryptvol derives a key with", pim, maxPIM)
 	case pim > 0 && f == TrueCrypt:
 		return nil, errors.New("TrueCrypt volumes have no PIM")
 	}
@@ -214,7 +217,7 @@ func KDFs(f Format, prf string, pim int, system bool) ([]KDF, error) {
 			if p.name == PRFArgon2id {
 				if pim > MaxArgon2idPIM {
 					if only != nil {
-						return nil, fmt.Errorf("PIM %d: above %d, the most cryptvol derives Argon2id with (passes over 1 GiB: PIM − 18)", pim, MaxArgon2idPIM)
+						return nil, fmt.Errorf("PIM %d: above %d, the most cryptvol derives Argon2id with (PIM − 18 passes over 1 GiB)", pim, MaxArgon2idPIM)
 					}
 					continue
 				}
@@ -247,16 +250,39 @@ func KDFs(f Format, prf string, pim int, system bool) ([]KDF, error) {
 const checkEvery = 4096
 
 // Derive returns the HeaderKeySize-byte header key for password and salt, in
-// locked memory owned by the caller. A PBKDF2 derivation stops soon after
-// ctx is cancelled; an Argon2id one cannot be interrupted (it runs to its
-// end, the caller may stop waiting for it).
+// locked memory owned by the caller. It takes part in the kdf.Session ctx
+// carries (kdf.Run): its Work is charged to the unlock's budget first, and a
+// derivation the session did already is not done again. A PBKDF2 derivation
+// stops soon after ctx is cancelled; an Argon2id one cannot be interrupted
+// (it runs to its end, the caller may stop waiting for it).
 func (k KDF) Derive(ctx context.Context, password, salt []byte) (*memguard.LockedBuffer, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if k.Iterations == 0 || k.Iterations > maxPBKDF2Iterations {
+		return nil, fmt.Errorf("tcrypt: %d iterations out of bounds", k.Iterations)
 	}
-	if k.Iterations == 0 {
-		return nil, errors.New("tcrypt: zero iterations")
+	job := kdf.Job{Name: fmt.Sprintf("tcrypt %s n=%d", k, HeaderKeySize), Salt: salt, Secret: password, Work: k.Work()}
+	return kdf.Run(ctx, job, func(ctx context.Context) (*memguard.LockedBuffer, error) { return k.derive(ctx, password, salt) })
+}
+
+// Work is what a derivation costs in kdf's units, charged to a
+// kdf.Session's budget: Argon2id's memory × passes; for PBKDF2 one unit
+// per iteration per output block, as kdf counts it.
+func (k KDF) Work() kdf.Work {
+	if k.PRF == PRFArgon2id {
+		return kdf.Work(k.MemoryKiB) * kdf.Work(k.Iterations)
 	}
+	p, ok := lookupPRF(k.PRF)
+	if !ok {
+		return 0
+	}
+	h, err := kdf.Hash(p.hash)
+	if err != nil {
+		return 0
+	}
+	size := h().Size()
+	return kdf.Work(k.Iterations) * kdf.Work((HeaderKeySize+size-1)/size)
+}
+
+func (k KDF) derive(ctx context.Context, password, salt []byte) (*memguard.LockedBuffer, error) {
 	if k.PRF == PRFArgon2id {
 		if k.MemoryKiB < 8 || k.MemoryKiB > 1<<20 {
 			return nil, fmt.Errorf("tcrypt: argon2id memory %d KiB out of bounds", k.MemoryKiB)

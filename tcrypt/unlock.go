@@ -37,11 +37,6 @@ type Options struct {
 	// Workers is how many key derivations run at once (0: GOMAXPROCS).
 	// Argon2id derivations run one at a time whatever it is, for memory.
 	Workers int
-	// BeforeDerive, if set, is called before each derivation with what it
-	// will cost; an error stops the unlock with it. It is where a budget
-	// of key-derivation work per unlock plugs in. It is called from
-	// several goroutines at once.
-	BeforeDerive func(Attempt) error
 }
 
 // Attempt is one key derivation of an unlock: a KDF at one header location.
@@ -131,7 +126,10 @@ func (u *Unlocked) Close() {
 // its fields are then checked (Header.Area with the file size), and a header
 // that fails there is an error (a *HeaderError), not a wrong password.
 // Unlock stops soon after ctx is cancelled, returning ctx.Err(); an Argon2id
-// derivation in progress then finishes in the background.
+// derivation in progress then finishes in the background. Every derivation
+// goes through kdf.Run: a kdf.Session in ctx bounds the work of the whole
+// unlock (a derivation over its budget stops the unlock with a
+// *kdf.BudgetError, unless a header was found earlier in plan order).
 func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opts Options) (*Unlocked, error) {
 	plan, err := Plan(size, opts)
 	if err != nil {
@@ -251,11 +249,6 @@ var errNotThis = errors.New("not this attempt")
 func try(ctx context.Context, raw, password []byte, a Attempt, opts Options) (*Unlocked, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	if opts.BeforeDerive != nil {
-		if err := opts.BeforeDerive(a); err != nil {
-			return nil, err
-		}
 	}
 	hk, err := a.KDF.Derive(ctx, password, raw[:SaltSize])
 	if err != nil {

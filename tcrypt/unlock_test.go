@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cryptvol/cryptvol/cipher"
+	"github.com/cryptvol/cryptvol/kdf"
 )
 
 // cheap is a VeraCrypt key derivation the tests can afford: SHA-512 with
@@ -205,24 +205,40 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// TestUnlockBeforeDerive: the hook sees every attempt of the plan (the
-// whole work of a wrong password), and its error stops the unlock.
-func TestUnlockBeforeDerive(t *testing.T) {
+// TestUnlockSession: every derivation goes through the kdf.Session of the
+// context: a wrong password costs exactly the plan (each attempt derived
+// once, counted), trying again in the same session derives nothing more, and
+// a budget too small for the plan stops the unlock with a budget error.
+func TestUnlockSession(t *testing.T) {
 	v := newVolume(t, 4096, "AES", "pw", 0, "")
 	plan, _ := Plan(int64(len(v.file)), cheapOpts)
-	var n atomic.Int32
-	o := cheapOpts
-	o.BeforeDerive = func(Attempt) error { n.Add(1); return nil }
-	if _, err := v.unlock("wrong", o); !errors.Is(err, ErrWrongPassword) {
+	var work kdf.Work
+	for _, a := range plan {
+		work += a.KDF.Work()
+	}
+	s := kdf.NewSession(0)
+	defer s.Close()
+	ctx := kdf.NewContext(context.Background(), s)
+	unlock := func(ctx context.Context, pw string) error {
+		u, err := Unlock(ctx, bytes.NewReader(v.file), int64(len(v.file)), []byte(pw), cheapOpts)
+		if err == nil {
+			u.Close()
+		}
+		return err
+	}
+	if err := unlock(ctx, "wrong"); !errors.Is(err, ErrWrongPassword) {
 		t.Fatal(err)
 	}
-	if int(n.Load()) != len(plan) {
-		t.Errorf("%d derivations, plan has %d", n.Load(), len(plan))
+	if s.Derivations() != len(plan) || s.Spent() != work {
+		t.Errorf("%d derivations of %v work, the plan has %d of %v", s.Derivations(), s.Spent(), len(plan), work)
 	}
-	stop := errors.New("over budget")
-	o.BeforeDerive = func(Attempt) error { return stop }
-	if _, err := v.unlock("pw", o); !errors.Is(err, stop) {
-		t.Errorf("got %v", err)
+	if err := unlock(ctx, "wrong"); !errors.Is(err, ErrWrongPassword) || s.Derivations() != len(plan) {
+		t.Errorf("again in the same session: %v, %d derivations", err, s.Derivations())
+	}
+	small := kdf.NewSession(work / 2)
+	defer small.Close()
+	if err := unlock(kdf.NewContext(context.Background(), small), "wrong"); !errors.Is(err, kdf.ErrBudget) {
+		t.Errorf("half the budget the plan needs: %v", err)
 	}
 }
 
