@@ -569,7 +569,8 @@ func tcryptImagesPresent() (bool, error) {
 }
 
 // unpack-tcrypt DIR: extract the VeraCrypt and TrueCrypt images into DIR
-// (after [!tcrypt] skip).
+// (after [!tcrypt] skip), owned by whoever runs the test (the archive's
+// owner would make open check their filesystems before mounting them).
 func cmdUnpackTCrypt(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: unpack-tcrypt DIR")
@@ -578,7 +579,7 @@ func cmdUnpackTCrypt(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))
-	if out, err := exec.Command("tar", "-xJf", archive, "-C", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "--no-same-owner", "-xJf", archive, "-C", dir).CombinedOutput(); err != nil {
 		ts.Fatalf("tar: %v\n%s", err, out)
 	}
 }
