@@ -108,8 +108,8 @@ func TestInteropImages(t *testing.T) {
 				// cmd/cryptvol's e2e test opens these.
 				t.Skip("a PIM volume: opened by the e2e test (testdata/e2e/veracrypt_images.txtar)")
 			}
-			if raceEnabled && (im.opts.PRF == PRFWhirlpool || im.opts.PRF == PRFArgon2id) {
-				t.Skip("too slow under the race detector; runs without -race")
+			if raceEnabled && im.opts.PRF != PRFSHA512 && im.format != TrueCrypt {
+				t.Skip("too slow under the race detector (tens of seconds each); runs without -race")
 			}
 			f, err := os.Open(filepath.Join(dir, im.file))
 			if err != nil {
