@@ -2,18 +2,12 @@ package tcrypt
 
 import (
 	"context"
-	"crypto/hmac"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/awnumar/memguard"
-	"golang.org/x/crypto/argon2"
 
 	"github.com/cryptvol/cryptvol/kdf"
 )
@@ -117,11 +111,9 @@ func CanonicalPRF(name string) (string, error) {
 // minute of SHA-256; PIM 134202, and every system PIM fits) and, for
 // Argon2id, kdf.MaxWork (64 passes over 1 GiB: PIM 82).
 const (
-	MaxPIM         = (maxPBKDF2Iterations - vcPIMConst) / 1000
+	MaxPIM         = (kdf.MaxPBKDF2Iterations - vcPIMConst) / 1000
 	MaxSystemPIM   = 65535
 	MaxArgon2idPIM = kdf.MaxWork/(1<<20) + 18
-	// maxPBKDF2Iterations is the most iterations Derive runs: 2^27.
-	maxPBKDF2Iterations = 1 << 27
 )
 
 // Argon2id parameters of VeraCrypt (1.26.27 and later): one lane, the
@@ -250,22 +242,26 @@ func KDFs(f Format, prf string, pim int, system bool) ([]KDF, error) {
 const checkEvery = 4096
 
 // Derive returns the HeaderKeySize-byte header key for password and salt, in
-// locked memory owned by the caller. It takes part in the kdf.Session ctx
-// carries (kdf.Run): its Work is charged to the unlock's budget first, and a
-// derivation the session did already is not done again. A PBKDF2 derivation
-// stops soon after ctx is cancelled; an Argon2id one cannot be interrupted
-// (it runs to its end, the caller may stop waiting for it).
+// locked memory owned by the caller, with package kdf's PBKDF2 and Argon2id:
+// it stops within milliseconds once ctx is cancelled, refuses parameters
+// beyond kdf's bounds before any work, and takes part in the kdf.Session ctx
+// carries (its Work charged to the unlock's budget first, a derivation the
+// session did already not done again).
 func (k KDF) Derive(ctx context.Context, password, salt []byte) (*memguard.LockedBuffer, error) {
-	if k.Iterations == 0 || k.Iterations > maxPBKDF2Iterations {
-		return nil, fmt.Errorf("tcrypt: %d iterations out of bounds", k.Iterations)
+	if k.PRF == PRFArgon2id {
+		a := kdf.Argon2{Variant: kdf.Argon2id, Memory: k.MemoryKiB, Iterations: k.Iterations, Threads: argon2Threads}
+		return a.Derive(ctx, password, salt, HeaderKeySize)
 	}
-	job := kdf.Job{Name: fmt.Sprintf("tcrypt %s n=%d", k, HeaderKeySize), Salt: salt, Secret: password, Work: k.Work()}
-	return kdf.Run(ctx, job, func(ctx context.Context) (*memguard.LockedBuffer, error) { return k.derive(ctx, password, salt) })
+	p, ok := lookupPRF(k.PRF)
+	if !ok || p.hash == "" {
+		return nil, fmt.Errorf("tcrypt: unknown PRF %q", k.PRF)
+	}
+	return kdf.PBKDF2{Hash: p.hash, Iterations: k.Iterations}.Derive(ctx, password, salt, HeaderKeySize)
 }
 
-// Work is what a derivation costs in kdf's units, charged to a
+// Work is what a derivation costs in kdf's units, as kdf charges it to a
 // kdf.Session's budget: Argon2id's memory × passes; for PBKDF2 one unit
-// per iteration per output block, as kdf counts it.
+// per iteration per output block.
 func (k KDF) Work() kdf.Work {
 	if k.PRF == PRFArgon2id {
 		return kdf.Work(k.MemoryKiB) * kdf.Work(k.Iterations)
@@ -280,69 +276,4 @@ func (k KDF) Work() kdf.Work {
 	}
 	size := h().Size()
 	return kdf.Work(k.Iterations) * kdf.Work((HeaderKeySize+size-1)/size)
-}
-
-func (k KDF) derive(ctx context.Context, password, salt []byte) (*memguard.LockedBuffer, error) {
-	if k.PRF == PRFArgon2id {
-		if k.MemoryKiB < 8 || k.MemoryKiB > 1<<20 {
-			return nil, fmt.Errorf("tcrypt: argon2id memory %d KiB out of bounds", k.MemoryKiB)
-		}
-		key := argon2.IDKey(password, salt, k.Iterations, k.MemoryKiB, argon2Threads, HeaderKeySize)
-		// Give the memory back now: an unlock may derive again (the
-		// hidden volume's header), and should not hold twice as much.
-		runtime.GC()
-		debug.FreeOSMemory()
-		return memguard.NewBufferFromBytes(key), nil // wipes key
-	}
-	p, ok := lookupPRF(k.PRF)
-	if !ok || p.hash == "" {
-		return nil, fmt.Errorf("tcrypt: unknown PRF %q", k.PRF)
-	}
-	h, err := kdf.Hash(p.hash)
-	if err != nil {
-		return nil, err
-	}
-	out := memguard.NewBuffer(HeaderKeySize)
-	if err := pbkdf2(ctx, h, password, salt, k.Iterations, out.Bytes()); err != nil {
-		out.Destroy()
-		return nil, err
-	}
-	return out, nil
-}
-
-// pbkdf2 is PBKDF2 (RFC 8018 §5.2) with HMAC over h, writing len(out) bytes,
-// checking ctx every checkEvery iterations.
-func pbkdf2(ctx context.Context, h func() hash.Hash, password, salt []byte, iterations uint32, out []byte) error {
-	prf := hmac.New(h, password)
-	u := make([]byte, 0, prf.Size())
-	t := make([]byte, prf.Size())
-	defer func() { clear(u[:cap(u)]); clear(t) }()
-	var index [4]byte
-	for block := uint32(1); len(out) > 0; block++ {
-		prf.Reset()
-		prf.Write(salt)
-		binary.BigEndian.PutUint32(index[:], block)
-		prf.Write(index[:])
-		u = prf.Sum(u[:0])
-		copy(t, u)
-		for i := uint32(1); i < iterations; i++ {
-			if i%checkEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			prf.Reset()
-			prf.Write(u)
-			u = prf.Sum(u[:0])
-			subtleXOR(t, u)
-		}
-		out = out[copy(out, t):]
-	}
-	return nil
-}
-
-func subtleXOR(dst, src []byte) {
-	for i := range dst {
-		dst[i] ^= src[i]
-	}
 }

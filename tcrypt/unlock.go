@@ -125,10 +125,10 @@ func (u *Unlocked) Close() {
 // The first header, in plan order, whose magic and checksums are right wins;
 // its fields are then checked (Header.Area with the file size), and a header
 // that fails there is an error (a *HeaderError), not a wrong password.
-// Unlock stops soon after ctx is cancelled, returning ctx.Err(); an Argon2id
-// derivation in progress then finishes in the background. Every derivation
-// goes through kdf.Run: a kdf.Session in ctx bounds the work of the whole
-// unlock (a derivation over its budget stops the unlock with a
+// Unlock stops within milliseconds after ctx is cancelled, returning
+// ctx.Err() (package kdf's derivations check it as they go). Every
+// derivation takes part in the kdf.Session ctx carries: it bounds the work
+// of the whole unlock (a derivation over its budget stops the unlock with a
 // *kdf.BudgetError, unless a header was found earlier in plan order).
 func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opts Options) (*Unlocked, error) {
 	plan, err := Plan(size, opts)
