@@ -26,6 +26,10 @@ var guestModules = []string{
 	"loop", "nbd", "fuse",
 	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
 	"aesni_intel", "xts", "dm_crypt",
+	// cryptsetup decrypts VeraCrypt headers through AF_ALG, and the other
+	// ciphers need the ecb template under xts (there is no modprobe to
+	// load it on demand).
+	"ecb", "af_alg", "algif_skcipher", "serpent_generic", "twofish_common", "twofish_generic", "camellia_generic",
 }
 
 // debianKernelPackage and debianBusyboxPackage are what the guest is made of.

@@ -164,6 +164,11 @@ func (l *Lab) build(initrd string, lean bool) error {
 	if err := addTree(r, filepath.Join(root, "docs"), "/src/docs"); err != nil {
 		return err
 	}
+	// The VeraCrypt and TrueCrypt images beside the repository, where the
+	// e2e scripts look for them (../../../shared from /src/cmd/cryptvol).
+	if err := addTree(r, filepath.Join(root, "..", "shared", "interop"), "/shared/interop"); err != nil {
+		return err
+	}
 	for _, s := range Suites {
 		r.AddData("/lab/jobs/"+s.Name, []byte(suiteJob(s)), 0o755)
 	}

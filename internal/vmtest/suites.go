@@ -29,6 +29,14 @@ var Suites = []Suite{
 	{Name: "e2e-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(filesystems)$", Loop: true, Minutes: 10},
 	// docs/FORMAT.md §6: dm-crypt reads what cryptvol wrote.
 	{Name: "dmcrypt", Pkg: "internal/vmtest", Run: "^TestGuestDMCryptRecipe$", Loop: true, Minutes: 5},
+	// cryptsetup opens the VeraCrypt volumes cryptvol makes and re-keys:
+	// the cascades with a small PIM here, and in the full run AES with
+	// VeraCrypt's default SHA-512 count too (500000 iterations, about six
+	// minutes under TCG).
+	{Name: "veracrypt", Pkg: "internal/vmtest", Run: "^TestGuestVeraCryptCryptsetup$/^(Serpent|Camellia|Twofish)", Loop: true, Minutes: 10},
+	{Name: "veracrypt-default", Pkg: "internal/vmtest", Run: "^TestGuestVeraCryptCryptsetup$/^AES-sha512$", Loop: true, Full: true, Minutes: 15},
+	// The VeraCrypt scripts with vfat mounted for real, through NBD.
+	{Name: "veracrypt-e2e", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(veracrypt|veracrypt_images)$", Full: true, Minutes: 40},
 	// Every end-to-end script, through each path.
 	{Name: "e2e-all-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Full: true, Minutes: 40},
 	{Name: "e2e-all-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Loop: true, Full: true, Minutes: 40},
@@ -47,6 +55,7 @@ var guestTools = []string{
 	"df", "stat", "dd", // the scripts use GNU options
 	"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio",
 	"dmsetup", "cryptsetup",
+	"tar", "xz", // the VeraCrypt images are unpacked in the guest
 }
 
 // leanTools are the guest tools of the power-cut tests.
