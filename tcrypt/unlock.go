@@ -148,7 +148,7 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 		raw[off] = b
 	}
 	// The workers' copy of the password, wiped once the last of them is
-	// done (which may be after Unlock returns).
+	// done, before Unlock returns.
 	pw := memguard.NewBufferFromBytes(append([]byte(nil), password...))
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -216,22 +216,22 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 			break
 		}
 	}
+	// Stop the attempts still running and wait for them: every derivation
+	// checks ctx as it goes, so this takes milliseconds, and no worker is
+	// left reading the password's locked memory after Unlock returns (a
+	// program that exits right away destroys that memory under it).
 	cancel()
-	go func() {
-		// Drain and wipe what finished after the decision; an Argon2id
-		// derivation may run on for a while.
-		wg.Wait()
-		pw.Destroy()
-		for _, ch := range results {
-			select {
-			case r := <-ch:
-				if r.u != nil && r.u != found {
-					r.u.Close()
-				}
-			default:
+	wg.Wait()
+	pw.Destroy()
+	for _, ch := range results {
+		select {
+		case r := <-ch:
+			if r.u != nil && r.u != found {
+				r.u.Close()
 			}
+		default:
 		}
-	}()
+	}
 	if ferr != nil {
 		return nil, ferr
 	}

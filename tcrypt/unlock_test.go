@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -261,5 +262,26 @@ func TestUnlockCancel(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("not stopped")
+	}
+}
+
+// TestUnlockLeavesNoWorker: once Unlock has returned, no attempt still runs
+// (one that did would read the password's locked memory, which a program
+// exiting right after destroys: a fault, seen in CI under the race detector).
+// SHA-512 succeeds first; Whirlpool is under way in the other worker.
+func TestUnlockLeavesNoWorker(t *testing.T) {
+	v := newVolume(t, 4096, "AES", "pw", 0, "")
+	for range 5 {
+		before := runtime.NumGoroutine()
+		u, err := v.unlock("pw", Options{Format: VeraCrypt, PIM: 1, Workers: 2})
+		after := runtime.NumGoroutine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Close()
+		// The feeder may not have returned yet; nothing else may be left.
+		if after > before+1 {
+			t.Fatalf("%d goroutines before Unlock, %d after it returned", before, after)
+		}
 	}
 }
