@@ -34,6 +34,10 @@ type Filesystem struct {
 	// anything (Check), and checkArgs its arguments before the device.
 	check     string
 	checkArgs []string
+
+	// statsMounts is true for tools that refuse to run when any mount's
+	// source cannot be stat'ed (btrfs-progs; see unstatableMounts).
+	statsMounts bool
 }
 
 // catalogue lists the filesystems in the order help shows them; the first is
@@ -51,7 +55,7 @@ var catalogue = []Filesystem{
 		check: "xfs_repair", checkArgs: []string{"-n"}},
 	{Name: "btrfs", MinSize: 110 << 20, Package: "btrfs-progs", Owners: true,
 		mkfs: "mkfs.btrfs", mkfsArgs: []string{"-q", "-f", "--nodiscard"}, labelOpt: "-L", labelMax: 255,
-		check: "btrfs", checkArgs: []string{"check", "--readonly"}},
+		check: "btrfs", checkArgs: []string{"check", "--readonly"}, statsMounts: true},
 	// mkfs.fat has no quiet option; its output is only shown on failure.
 	{Name: "vfat", MinSize: 1 << 20, Package: "dosfstools", Owners: false,
 		mkfs: "mkfs.vfat", labelOpt: "-n", labelMax: 11,

@@ -55,7 +55,10 @@ func Check(ctx context.Context, dev, fstype string) (string, error) {
 	if err != nil {
 		return command, &CheckError{Dev: dev, Command: command, Err: fmt.Errorf("%s not found (install %s)", f.check, f.Package)}
 	}
-	cmd := exec.CommandContext(ctx, prog, append(append([]string{}, f.checkArgs...), dev)...)
+	cmd, err := f.toolCommand(ctx, prog, append(append([]string{}, f.checkArgs...), dev)...)
+	if err != nil {
+		return command, &CheckError{Dev: dev, Command: command, Err: err}
+	}
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -2,6 +2,7 @@ package fsys
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -31,7 +32,10 @@ func Mkfs(dev, fstype, label string) error {
 		args = append(args, c.labelOpt, label)
 	}
 	args = append(args, "--", dev)
-	cmd := exec.Command(prog, args...)
+	cmd, err := c.toolCommand(context.Background(), prog, args...)
+	if err != nil {
+		return fmt.Errorf("mkfs %s on %s: %w", fstype, dev, err)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
