@@ -396,6 +396,7 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		k = $1 " " $2
 		if (!(k in seen)) { seen[k]; order[$1, ++n[$1]] = $2 }
 		w = val($3); r = val($4)
+		nv[k]++; vw[k, nv[k]] = w; vr[k, nv[k]] = r
 		if (w > bw[k]) bw[k] = w
 		if (r > br[k]) br[k] = r
 	}
@@ -412,7 +413,7 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		if (!($2 in sus)) susorder[++ns] = $2
 		sus[$2] = sus[$2] sprintf(" %6.1f", $4 / 1024); hwm[$2] = $5
 	}
-	function table(kind, ours, title,   i, name, k, o, rw, rr, t, ok) {
+	function table(kind, ours, title,   i, name, k, o, rw, rr, t, ok, mw, mr, pw, pr) {
 		if (!(kind SUBSEP 1 in order)) return
 		print title ", MiB/s, best of " rounds " rounds; ratio = cryptvol / peer"
 		printf "  %-20s %7s %7s %10s %10s %8s\n", "", "write", "read", "write x", "read x", "target"
@@ -437,6 +438,17 @@ awk -v rounds="$ROUNDS" -v size="$SIZE" -v fiosz="$FIOSZ" '
 		if (kind == "nbd" && flushed)
 			printf "  %-20s %7d %7s %9.2fx %10s  (not a target: nbdcopy --flush, durable as cryptvol serve makes it)\n",
 				"plain-nbdkit+flush", flushed, "-", bw[o] / flushed, "-"
+		# The same as medians of the rounds, which one lucky or unlucky
+		# round does not move.
+		print "  medians of the rounds (n = rounds with a figure):"
+		mw = med(vw, o, nv[o]); mr = med(vr, o, nv[o])
+		printf "  %-20s %7d %7d %10s %10s  n=%d\n", ours, mw, mr, "", "", nv[o]
+		for (i = 1; i <= n[kind]; i++) {
+			name = order[kind, i]; k = kind " " name
+			if (name == ours || !nv[k]) continue
+			pw = med(vw, k, nv[k]); pr = med(vr, k, nv[k])
+			printf "  %-20s %7d %7d %9.2fx %9.2fx  n=%d\n", name, pw, pr, pw ? mw / pw : 0, pr ? mr / pr : 0, nv[k]
+		}
 		print ""
 	}
 	# median of the fsread samples of name and kind (sorted in place)
