@@ -266,6 +266,7 @@ func tcryptFind(ctx context.Context, r io.ReaderAt, size int64, s Secret, to tcr
 // (ErrWrongPassphrase), a header refused (ErrDamaged), or as it is.
 func tcryptError(path string, err error, what string, o TCryptOptions) error {
 	var he *tcrypt.HeaderError
+	var le *tcrypt.LegacyError
 	switch {
 	case errors.Is(err, tcrypt.ErrWrongPassword):
 		tried := "every PRF"
@@ -280,7 +281,9 @@ func tcryptError(path string, err error, what string, o TCryptOptions) error {
 			what = "the passphrase"
 		}
 		return fmt.Errorf("%s: %w", path, &wrongSecretError{fmt.Sprintf("wrong passphrase: %s opens no %s header (tried %s)", what, where, tried)})
-	case errors.As(err, &he):
+	case errors.As(err, &he), errors.As(err, &le):
+		// A header cryptvol refuses, TrueCrypt 4's LRW and CBC included:
+		// unsupported, exit 4.
 		return fmt.Errorf("%s: %w", path, &damagedError{err})
 	}
 	return fmt.Errorf("%s: %w", path, err)

@@ -53,7 +53,7 @@ func (k Kind) String() string {
 type Location struct {
 	Kind   Kind
 	Backup bool  // a backup header at the end of the volume
-	Legacy bool  // TrueCrypt 5's place for a hidden volume header
+	Legacy bool  // TrueCrypt 5's (and 4's) place for a hidden volume header
 	Offset int64 // of the header in the file
 }
 
@@ -63,7 +63,7 @@ func (l Location) String() string {
 		s = "backup " + s
 	}
 	if l.Legacy {
-		s += " (TrueCrypt 5)"
+		s += " (TrueCrypt 5 and older)"
 	}
 	return s
 }

@@ -252,11 +252,11 @@ func (k KDF) Derive(ctx context.Context, password, salt []byte) (*memguard.Locke
 		a := kdf.Argon2{Variant: kdf.Argon2id, Memory: k.MemoryKiB, Iterations: k.Iterations, Threads: argon2Threads}
 		return a.Derive(ctx, password, salt, HeaderKeySize)
 	}
-	p, ok := lookupPRF(k.PRF)
-	if !ok || p.hash == "" {
+	h, ok := prfHash(k.PRF)
+	if !ok {
 		return nil, fmt.Errorf("tcrypt: unknown PRF %q", k.PRF)
 	}
-	return kdf.PBKDF2{Hash: p.hash, Iterations: k.Iterations}.Derive(ctx, password, salt, HeaderKeySize)
+	return kdf.PBKDF2{Hash: h, Iterations: k.Iterations}.Derive(ctx, password, salt, HeaderKeySize)
 }
 
 // Work is what a derivation costs in kdf's units, as kdf charges it to a
@@ -266,14 +266,28 @@ func (k KDF) Work() kdf.Work {
 	if k.PRF == PRFArgon2id {
 		return kdf.Work(k.MemoryKiB) * kdf.Work(k.Iterations)
 	}
-	p, ok := lookupPRF(k.PRF)
+	name, ok := prfHash(k.PRF)
 	if !ok {
 		return 0
 	}
-	h, err := kdf.Hash(p.hash)
+	h, err := kdf.Hash(name)
 	if err != nil {
 		return 0
 	}
 	size := h().Size()
 	return kdf.Work(k.Iterations) * kdf.Work((HeaderKeySize+size-1)/size)
+}
+
+// prfHash returns the kdf.Hash name of a PBKDF2 PRF, TrueCrypt 4's SHA-1
+// included.
+func prfHash(prf string) (string, bool) {
+	if p, ok := lookupPRF(prf); ok && p.hash != "" {
+		return p.hash, true
+	}
+	for _, p := range legacyPRFs {
+		if p.name == prf {
+			return p.hash, true
+		}
+	}
+	return "", false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/awnumar/memguard"
@@ -44,14 +45,20 @@ type Options struct {
 type Attempt struct {
 	Location Location
 	KDF      KDF
+	// Legacy attempts try TrueCrypt 4's LRW and CBC header encryptions
+	// (legacy.go) instead, to recognise and refuse such a volume.
+	Legacy bool
 }
 
 // Plan returns the attempts Unlock makes for a file of size bytes, in
 // order: at most len(Locations) × len(KDFs) derivations, each followed by
-// len(cipher.VeraCryptAlgorithms()) decryptions of 448 bytes. That is the
-// whole work of an unlock, fixed by opts and the file size alone: unlike a
-// LUKS or cryptvol header, a VeraCrypt header holds no KDF parameters, so a
-// file cannot make it any larger.
+// len(cipher.VeraCryptAlgorithms()) decryptions of 448 bytes; then, where
+// TrueCrypt 4 may have made the volume (no PIM, no system encryption, no
+// backup header), the Legacy attempts: at most 2 places × 3 PRFs, each
+// followed by len(LegacyAlgorithms()) decryptions, tried only once every
+// other attempt failed. That is the whole work of an unlock, fixed by opts
+// and the file size alone: unlike a LUKS or cryptvol header, a VeraCrypt
+// header holds no KDF parameters, so a file cannot make it any larger.
 //
 // The order interleaves locations per KDF (the normal header, then the
 // hidden one, with SHA-512; then with Whirlpool; ...), so that with several
@@ -76,7 +83,7 @@ func Plan(size int64, opts Options) ([]Attempt, error) {
 			plan = append(plan, Attempt{Location: l, KDF: k})
 		}
 	}
-	return plan, nil
+	return append(plan, legacyPlan(size, opts)...), nil
 }
 
 func containsKind(ks []Kind, k Kind) bool {
@@ -125,6 +132,9 @@ func (u *Unlocked) Close() {
 // The first header, in plan order, whose magic and checksums are right wins;
 // its fields are then checked (Header.Area with the file size), and a header
 // that fails there is an error (a *HeaderError), not a wrong password.
+// When no header is found, the Legacy attempts of the plan run: a header of
+// TrueCrypt 4.3a or older (LRW or CBC mode) that the password opens is a
+// *LegacyError, which says what the volume is; cryptvol does not open it.
 // Unlock stops within milliseconds after ctx is cancelled, returning
 // ctx.Err() (package kdf's derivations check it as they go). Every
 // derivation takes part in the kdf.Session ctx carries: it bounds the work
@@ -148,15 +158,44 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 		raw[off] = b
 	}
 	// The workers' copy of the password, wiped once the last of them is
-	// done, before Unlock returns.
+	// done (runAttempts waits for them), before Unlock returns.
 	pw := memguard.NewBufferFromBytes(append([]byte(nil), password...))
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer pw.Destroy()
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	n := slices.IndexFunc(plan, func(a Attempt) bool { return a.Legacy })
+	if n < 0 {
+		n = len(plan)
+	}
+	found, err := runAttempts(ctx, plan[:n], workers, func(ctx context.Context, a Attempt) (*Unlocked, error) {
+		return try(ctx, raw[a.Location.Offset], pw.Bytes(), a, opts)
+	})
+	if found != nil || err != nil || n == len(plan) {
+		if found == nil && err == nil {
+			err = ErrWrongPassword
+		}
+		return found, err
+	}
+	// Every XTS attempt failed: a header of TrueCrypt 4 or older is a
+	// *LegacyError, refused with its mode.
+	_, err = runAttempts(ctx, plan[n:], workers, func(ctx context.Context, a Attempt) (*Unlocked, error) {
+		return nil, tryLegacy(ctx, raw[a.Location.Offset], pw.Bytes(), a)
+	})
+	if err == nil {
+		err = ErrWrongPassword
+	}
+	return nil, err
+}
+
+// runAttempts runs the attempts of plan with workers derivations at once and
+// returns the first success or error (other than errNotThis) in plan order;
+// nil and nil when every attempt returned errNotThis. It returns once every
+// attempt it started is done.
+func runAttempts(ctx context.Context, plan []Attempt, workers int, try func(context.Context, Attempt) (*Unlocked, error)) (*Unlocked, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type result struct {
 		u   *Unlocked
 		err error
@@ -175,7 +214,7 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 				if a.KDF.PRF == PRFArgon2id {
 					argon.Lock()
 				}
-				u, err := try(ctx, raw[a.Location.Offset], pw.Bytes(), a, opts)
+				u, err := try(ctx, a)
 				if a.KDF.PRF == PRFArgon2id {
 					argon.Unlock()
 				}
@@ -222,7 +261,6 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 	// program that exits right away destroys that memory under it).
 	cancel()
 	wg.Wait()
-	pw.Destroy()
 	for _, ch := range results {
 		select {
 		case r := <-ch:
@@ -234,9 +272,6 @@ func Unlock(ctx context.Context, r io.ReaderAt, size int64, password []byte, opt
 	}
 	if ferr != nil {
 		return nil, ferr
-	}
-	if found == nil {
-		return nil, ErrWrongPassword
 	}
 	return found, nil
 }

@@ -184,14 +184,17 @@ func TestPlan(t *testing.T) {
 		opts Options
 		want int
 	}{
-		{Options{Format: VeraCrypt}, 2 * 9},
+		// XTS attempts, then TrueCrypt 4's: 2 places × 3 PRFs where it
+		// may have made the volume.
+		{Options{Format: VeraCrypt}, 2*9 + 2*3},
 		{Options{Format: VeraCrypt, Backup: true}, 2 * 9},
 		{Options{Format: VeraCrypt, System: true}, 1 * 7},
 		{Options{Format: VeraCrypt, PIM: 10}, 2 * 6},
 		{Options{Format: VeraCrypt, PRF: PRFSHA512}, 2 * 2},
 		{Options{Format: VeraCrypt, PRF: PRFSHA256}, 2 * 1},
-		{Options{Format: TrueCrypt}, 3 * 3},
-		{Options{Format: VeraCrypt, Kinds: []Kind{Hidden}}, 1 * 9},
+		{Options{Format: VeraCrypt, PRF: PRFWhirlpool}, 2*2 + 2*1},
+		{Options{Format: TrueCrypt}, 3*3 + 2*3},
+		{Options{Format: VeraCrypt, Kinds: []Kind{Hidden}}, 1*9 + 1*3},
 	} {
 		p, err := Plan(size, c.opts)
 		if err != nil {

@@ -101,6 +101,7 @@ func TestE2E(t *testing.T) {
 			"check-filled":     cmdCheckFilled,
 			"overlap-writes":   cmdOverlapWrites,
 			"unpack-tcrypt":    cmdUnpackTCrypt,
+			"tclegacy":         cmdTCLegacy,
 			"hold-weird":       cmdHoldWeird,
 			"release-weird":    cmdReleaseWeird,
 			"reuse-device":     cmdReuseDevice,

@@ -85,6 +85,7 @@ func (u *ui) unlockAs(ctx context.Context, c *cobra.Command, path string, pf *se
 // tcryptHint gives a failed VeraCrypt or TrueCrypt unlock the next step.
 func tcryptHint(err error, opts *container.UnlockOptions) error {
 	var he *tcrypt.HeaderError
+	var le *tcrypt.LegacyError
 	switch {
 	case errors.Is(err, container.ErrWrongPassphrase):
 		hint := "check the passphrase and every keyfile (any order; a directory stands for the files in it)"
@@ -97,12 +98,11 @@ func tcryptHint(err error, opts *container.UnlockOptions) error {
 		if opts.Type == container.TypeVeraCrypt && opts.TCrypt.PRF == "" {
 			hint += "; a volume of VeraCrypt 1.25 or older with RIPEMD-160 needs --prf ripemd160"
 		}
-		if opts.Type == container.TypeTrueCrypt {
-			hint += "; TrueCrypt 4.3 and older volumes (LRW and CBC modes) do not open with cryptvol and read as a wrong passphrase"
-		}
 		return withHint(err, hint)
 	case errors.Is(err, kdf.ErrBudget):
 		return withHint(err, "trying these key derivations takes more work than the unlock budget allows: name the PRF with --prf, or, for a volume you trust, allow more with --unlock-budget SIZE")
+	case errors.As(err, &le):
+		return withHint(err, "cryptsetup tcryptOpen maps TrueCrypt's LRW volumes and its CBC volumes of one cipher, and TrueCrypt 7.1a mounts them all (VeraCrypt 1.26 does not); copy the data out with one of them, e.g. into an image for `cryptvol create --from`")
 	case errors.As(err, &he) && he.Field == "version" && opts.Type == container.TypeVeraCrypt:
 		return withHint(err, "a TrueCrypt 5 volume opens with --type truecrypt")
 	case errors.Is(err, container.ErrDamaged):
