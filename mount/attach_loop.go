@@ -18,6 +18,9 @@ type loopOptions struct {
 	ReadOnly bool
 	// OnError, if set, is told about every failed Device call.
 	OnError func(op string, off int64, err error)
+	// LockBuffer, if set, locks buffers of decrypted data
+	// (fusefile.Options).
+	LockBuffer func([]byte)
 }
 
 // loopAttachment is a Device made into a kernel block device: served as a
@@ -36,7 +39,7 @@ func attachLoop(dev fusefile.Device, opts loopOptions) (*loopAttachment, error) 
 	if ss <= 0 || dev.Size()%int64(ss) != 0 {
 		return nil, fmt.Errorf("attach: device size %d is not a multiple of its sector size %d", dev.Size(), ss)
 	}
-	f, err := fusefile.Serve(dev, fusefile.Options{BaseDir: opts.BaseDir, ID: opts.ID, ReadOnly: opts.ReadOnly, OnError: opts.OnError})
+	f, err := fusefile.Serve(dev, fusefile.Options{BaseDir: opts.BaseDir, ID: opts.ID, ReadOnly: opts.ReadOnly, OnError: opts.OnError, LockBuffer: opts.LockBuffer})
 	if err != nil {
 		return nil, err
 	}

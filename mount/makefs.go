@@ -12,16 +12,29 @@ import (
 type Owner struct{ UID, GID int }
 
 // MakeFilesystem makes a filesystem of type fstype (fsys.Names) in a new
-// volume, through the same loop path the server uses, so it needs root. If
-// owner is not nil and the filesystem has owners, its root directory is given
-// to owner (the user who ran `sudo cryptvol create`, who can then use the
-// mounted vault without sudo).
+// volume. Root makes it through the loop path, on a block device; if owner
+// is not nil and the filesystem has owners, its root directory is given to
+// owner (the user who ran `sudo cryptvol create`, who can then use the
+// mounted vault without sudo). Any other user makes it through the fuse
+// path, running mkfs on the FUSE file, with the root directory theirs.
 func MakeFilesystem(reg Registry, vol *container.Volume, fstype string, owner *Owner) error {
 	f, err := fsys.Lookup(fstype)
 	if err != nil {
 		return err
 	}
 	id := newID("create")
+	if os.Geteuid() != 0 {
+		if err := reg.Ensure(); err != nil {
+			return err
+		}
+		att, err := attachFUSE(vol, loopOptions{BaseDir: reg.Dir, ID: id})
+		if err != nil {
+			return err
+		}
+		err = fsys.MkfsImage(att.DevicePath(), f.Name, fsys.ImageOptions{
+			SectorSize: vol.SectorSize(), UID: os.Geteuid(), GID: os.Getegid()})
+		return errors.Join(err, att.Close())
+	}
 	att, err := attachLoop(vol, loopOptions{BaseDir: reg.Dir, ID: id})
 	if err != nil {
 		return err

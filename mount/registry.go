@@ -19,22 +19,10 @@ import (
 
 // Registry is the directory where open vaults are recorded: for each, a state
 // file <id>.json, the control socket <id>.sock, the server's log <id>.log, and
-// the private FUSE mount <id>/ of the loop path. It is /run/cryptvol (a tmpfs:
-// nothing in it survives a reboot, and nothing in it is secret) with mode 0700.
+// the private FUSE mount <id>/ of the loop and fuse paths. Nothing in it is
+// secret; it is mode 0700 and belongs to the user whose vaults it records.
+// Where it is, is chosen in one place: DefaultRegistry (registries.go).
 type Registry struct{ Dir string }
-
-// systemDir is where open vaults are recorded.
-const systemDir = "/run/cryptvol"
-
-// DefaultRegistry is where open vaults are recorded: /run/cryptvol, or the
-// directory CRYPTVOL_RUN_DIR names (tests that must not touch the system's
-// registry set it). Every path of an open vault derives from it.
-func DefaultRegistry() Registry {
-	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
-		return Registry{Dir: d}
-	}
-	return Registry{Dir: systemDir}
-}
 
 // State describes one open vault. It is written by the server process once
 // the vault is ready, and read by list and close.
@@ -46,7 +34,7 @@ type State struct {
 	UUID       string    `json:"uuid"`
 	Device     string    `json:"device"`
 	MountPoint string    `json:"mount_point,omitempty"`
-	Via        string    `json:"via"` // "loop" or "nbd"
+	Via        string    `json:"via"` // ViaLoop, ViaNBD or ViaFUSE
 	ReadOnly   bool      `json:"read_only"`
 	PID        int       `json:"pid"`
 	PIDStart   uint64    `json:"pid_start"` // start time in /proc/PID/stat, against pid reuse
@@ -60,6 +48,13 @@ type State struct {
 	// Checked is the read-only check the filesystem passed before it was
 	// mounted (Config.Check), such as "e2fsck -n -f".
 	Checked string `json:"checked,omitempty"`
+	// UID is the user the server runs as: the owner of the vault's mounts.
+	UID int `json:"uid"`
+	// Driver is the userspace filesystem driver serving MountPoint on the
+	// fuse path (fuse2fs, fusefat), DriverPID and DriverStart its process.
+	Driver      string `json:"driver,omitempty"`
+	DriverPID   int    `json:"driver_pid,omitempty"`
+	DriverStart uint64 `json:"driver_start,omitempty"`
 }
 
 // newID returns a fresh id for an open vault: a prefix of its uuid (so a
@@ -93,14 +88,6 @@ func (r Registry) FUSEDir(id string) string { return filepath.Join(r.Dir, id) }
 
 // scratchDir is where a new filesystem is mounted for a moment (MakeFilesystem).
 func (r Registry) scratchDir(id string) string { return r.path(id, "-mnt") }
-
-// Ensure creates the registry directory (0700) if needed.
-func (r Registry) Ensure() error {
-	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return err
-	}
-	return os.Chmod(r.Dir, 0o700)
-}
 
 // Write records s atomically.
 func (r Registry) Write(s State) error {

@@ -14,13 +14,20 @@ import (
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/userfs"
 )
 
-// Via names the two block paths.
+// Via names the ways a vault is exposed: two kernel block paths, for root,
+// and the userspace path, for anyone.
 const (
-	ViaLoop = "loop" // FUSE file + loop device
+	ViaLoop = "loop" // FUSE file + loop device; the kernel mounts the filesystem
 	ViaNBD  = "nbd"  // kernel NBD device served by our NBD server
+	ViaFUSE = "fuse" // FUSE file; a userspace driver mounts the filesystem in it
 )
+
+// driverExitWait bounds how long a close waits for a filesystem driver to
+// write what it holds and exit once its filesystem is unmounted.
+const driverExitWait = 2 * time.Minute
 
 // attachment is the volume made into a kernel block device.
 type attachment interface {
@@ -40,6 +47,9 @@ type server struct {
 	att   attachment
 	state State
 	ctl   *net.UnixListener
+	// lock locks buffers of decrypted data when the process could not
+	// lock all its memory (memlock.go); nil otherwise.
+	lock func([]byte)
 
 	mounted bool // the filesystem was mounted on state.MountPoint
 
@@ -52,17 +62,17 @@ type server struct {
 // attaches the block device, mounts its filesystem and listens on its
 // control socket — and returns once all of that is ready. It owns vol from
 // then on. On error it undoes what it did and closes vol.
-func startServer(vol *container.Volume, cfg Config, log func(string, ...any)) (*server, error) {
+func startServer(vol *container.Volume, cfg Config, log func(string, ...any), lock func([]byte)) (*server, error) {
 	dev, ino, err := fileIdentity(cfg.File)
 	if err != nil {
 		vol.Close()
 		return nil, err
 	}
 	uuid := vol.UUID()
-	s := &server{cfg: cfg, reg: Registry{Dir: cfg.Registry}, log: log, vol: vol, closed: make(chan struct{}), state: State{
+	s := &server{cfg: cfg, reg: Registry{Dir: cfg.Registry}, log: log, vol: vol, lock: lock, closed: make(chan struct{}), state: State{
 		ID: cfg.ID, File: cfg.File, FileDev: dev, FileIno: ino, UUID: uuid,
 		Via: cfg.Via, ReadOnly: cfg.ReadOnly, MountPoint: cfg.MountPoint,
-		PID: os.Getpid(), PIDStart: selfStart(), Started: time.Now().UTC().Truncate(time.Second),
+		PID: os.Getpid(), PIDStart: selfStart(), UID: os.Geteuid(), Started: time.Now().UTC().Truncate(time.Second),
 	}}
 	// Recorded before anything is attached, so that if this process dies
 	// half-way `cryptvol close` still finds what to clean up.
@@ -81,10 +91,11 @@ func (s *server) start() error {
 	var err error
 	switch s.cfg.Via {
 	case ViaLoop:
-		s.att, err = attachLoop(s.vol, loopOptions{BaseDir: s.reg.Dir, ID: s.cfg.ID, ReadOnly: s.cfg.ReadOnly,
-			OnError: func(op string, off int64, err error) { s.log("%s at %d: %v", op, off, err) }})
+		s.att, err = attachLoop(s.vol, s.fileOptions())
 	case ViaNBD:
 		s.att, err = attachKernelNBD(s.vol, s.cfg, s.log)
+	case ViaFUSE:
+		s.att, err = attachFUSE(s.vol, s.fileOptions())
 	default:
 		err = fmt.Errorf("unknown block path %q", s.cfg.Via)
 	}
@@ -132,7 +143,11 @@ func (s *server) start() error {
 		if fstype == "vfat" && s.cfg.VFATOptions != "" {
 			opts = strings.Trim(opts+","+s.cfg.VFATOptions, ",")
 		}
-		if err := fsys.MountOn(s.state.Device, mp, fstype, s.cfg.ReadOnly, opts); err != nil {
+		if fa, ok := s.att.(*fuseAttachment); ok {
+			if err := s.mountUserspace(fa, fstype, mp.Path(), opts); err != nil {
+				return err
+			}
+		} else if err := fsys.MountOn(s.state.Device, mp, fstype, s.cfg.ReadOnly, opts); err != nil {
 			return err
 		}
 		s.mounted = true
@@ -166,13 +181,88 @@ func (s *server) recordOwner() error {
 	return nil
 }
 
+// fileOptions place the FUSE file of the loop and fuse paths.
+func (s *server) fileOptions() loopOptions {
+	return loopOptions{BaseDir: s.reg.Dir, ID: s.cfg.ID, ReadOnly: s.cfg.ReadOnly, LockBuffer: s.lock,
+		OnError: func(op string, off int64, err error) { s.log("%s at %d: %v", op, off, err) }}
+}
+
+// mountUserspace mounts the filesystem of type fstype in the FUSE file of a
+// on dir (the mount point, resolved) with its userspace driver, and records
+// the driver. The driver mounts through fusermount3, which opens dir itself
+// and refuses one the user may not write, or a symbolic link.
+func (s *server) mountUserspace(a *fuseAttachment, fstype, dir, options string) error {
+	fs, err := fsys.ForType(fstype)
+	if err != nil {
+		return err
+	}
+	if fs.Driver == "" {
+		return fmt.Errorf("the vault holds %s, which only the kernel mounts: %w", fstype, ErrNeedsKernel)
+	}
+	o := userfs.Options{ReadOnly: s.cfg.ReadOnly, UID: -1, GID: -1, MountOptions: options}
+	if os.Geteuid() == 0 {
+		// Root's kernel mounts are open to every user the files'
+		// modes allow; so is this one.
+		o.MountOptions = strings.Trim("allow_other,default_permissions,"+options, ",")
+	} else if !fs.Owners {
+		o.UID, o.GID = os.Getuid(), os.Getgid()
+	}
+	m, err := userfs.Start(fs, a.DevicePath(), dir, o)
+	if err != nil {
+		return err
+	}
+	a.drv = m
+	s.state.Driver, s.state.DriverPID = fs.Driver, m.PID()
+	s.state.DriverStart, _ = processStart(m.PID())
+	go func() {
+		<-m.Done()
+		s.log("%s exited: %v", fs.Driver, m.Err())
+	}()
+	return s.reg.Write(s.state)
+}
+
+// ErrNeedsKernel means a vault's filesystem has no userspace driver (xfs,
+// btrfs): only root can open it, through the kernel.
+var ErrNeedsKernel = errors.New("opening it needs root")
+
+// unmount unmounts the vault's filesystem: through its driver on the fuse
+// path (waiting, unless lazy, for the driver to write what it holds and
+// exit), with umount2 on the others. Busy is a *fsys.BusyError unless lazy.
+func (s *server) unmount(lazy bool) error {
+	if !s.mounted {
+		return nil
+	}
+	if fa, ok := s.att.(*fuseAttachment); ok && fa.drv != nil {
+		if err := fa.drv.Unmount(lazy); err != nil {
+			return err
+		}
+		s.mounted = false
+		if !lazy {
+			if err := fa.drv.Wait(driverExitWait); err != nil {
+				s.log("%s: %v", s.state.Driver, err)
+			}
+		}
+		return nil
+	}
+	if ok, _ := fsys.IsMounted(s.state.MountPoint); ok {
+		if err := fsys.Unmount(s.state.MountPoint, lazy); err != nil {
+			return err
+		}
+	}
+	s.mounted = false
+	return nil
+}
+
 // undo tears down a half-started server.
 func (s *server) undo() {
 	if s.ctl != nil {
 		s.ctl.Close()
 	}
 	if s.mounted {
-		fsys.Unmount(s.state.MountPoint, false)
+		if err := s.unmount(false); err != nil {
+			s.log("unmounting: %v", err)
+			s.unmount(true)
+		}
 	}
 	if s.att != nil {
 		if err := s.att.Close(); err != nil {
@@ -229,19 +319,17 @@ func (s *server) shutdown(force bool) controlReply {
 		return controlReply{OK: true, Deferred: true}
 	}
 	if mp := s.state.MountPoint; s.mounted {
-		if ok, _ := fsys.IsMounted(mp); ok {
-			if force {
-				syncfs(mp) // flush what can be flushed before it leaves the tree
-			}
-			if err := fsys.Unmount(mp, force); err != nil {
-				var be *fsys.BusyError
-				if errors.As(err, &be) {
-					return controlReply{Busy: true, Error: err.Error(), Holders: be.Holders}
-				}
-				return controlReply{Error: err.Error()}
-			}
-			s.log("unmounted %s (lazy: %v)", mp, force)
+		if force {
+			syncfs(mp) // flush what can be flushed before it leaves the tree
 		}
+		if err := s.unmount(force); err != nil {
+			var be *fsys.BusyError
+			if errors.As(err, &be) {
+				return controlReply{Busy: true, Error: err.Error(), Holders: be.Holders}
+			}
+			return controlReply{Error: err.Error()}
+		}
+		s.log("unmounted %s (lazy: %v)", mp, force)
 	}
 	err := s.att.Close()
 	if errors.Is(err, fsys.ErrDeviceInUse) && force {

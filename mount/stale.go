@@ -8,15 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cryptvol/cryptvol/mount/fsys"
 	"github.com/cryptvol/cryptvol/mount/fusefile"
 	"github.com/cryptvol/cryptvol/mount/loopdev"
+	"github.com/cryptvol/cryptvol/mount/userfs"
 )
 
 // CleanupStale undoes what a server that died without closing (SIGKILL, a
 // crash) left behind for s: the filesystem mounted on its device, the loop
-// device, the FUSE mount of the loop path, and its registry entries. Writes
+// device, the FUSE mount of the loop and fuse paths, the fuse path's
+// filesystem driver, and its registry entries. Writes
 // the server had flushed are in the vault file already; the vault opens again
 // afterwards. The caller must have checked that the server is dead (!s.Alive()).
 // A filesystem still in use is refused (*fsys.BusyError) unless lazy.
@@ -29,6 +32,13 @@ import (
 func (r Registry) CleanupStale(s State, lazy bool) (notes []string, err error) {
 	if s.Alive() {
 		return nil, fmt.Errorf("the server of %s (pid %d) is running: close it instead", s.File, s.PID)
+	}
+	if s.Via == ViaFUSE {
+		if err := r.cleanupStaleFUSE(s, lazy); err != nil {
+			return nil, err
+		}
+		r.Remove(s.ID)
+		return nil, nil
 	}
 	var devices []string
 	if s.Device != "" {
@@ -142,4 +152,42 @@ func (r Registry) fuseFileNames(id string) []string {
 func taskAlive(task int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(task))
 	return err == nil
+}
+
+// staleDriverWait is how long the cleanup of a dead server waits for its
+// filesystem driver to exit once the filesystem is unmounted (its writes
+// fail at once: the FUSE file under it is dead).
+const staleDriverWait = 10 * time.Second
+
+// cleanupStaleFUSE undoes the fuse path of a dead server: the driver's
+// mount on the mount point (refused if busy, unless lazy), the driver
+// itself, then the dead FUSE file's mount.
+func (r Registry) cleanupStaleFUSE(s State, lazy bool) error {
+	if mp := s.MountPoint; mp != "" {
+		// Only the driver's mount of this vault's file is unmounted;
+		// whatever else is mounted there now is left alone.
+		m, ok, err := fsys.MountAt(mp)
+		if err != nil {
+			return err
+		}
+		if ok && strings.HasPrefix(m.FSType, "fuse") && slices.Contains(r.fuseFileNames(s.ID), m.Source) {
+			if err := fsys.UnmountFUSE(mp, lazy); err != nil && !errors.Is(err, fsys.ErrNotMounted) {
+				return err
+			}
+		}
+	}
+	if s.DriverPID > 0 {
+		alive := func() bool {
+			start, err := processStart(s.DriverPID)
+			return err == nil && start == s.DriverStart
+		}
+		wait := staleDriverWait
+		if lazy {
+			wait = time.Second // it may serve a busy filesystem for long
+		}
+		if alive() {
+			userfs.WaitExit(s.DriverPID, alive, wait)
+		}
+	}
+	return fusefile.UnmountStale(r.FUSEDir(s.ID))
 }

@@ -44,7 +44,7 @@ type Config struct {
 	File         string `json:"file"`                  // absolute path of the vault file
 	Header       string `json:"header,omitempty"`      // absolute path of a detached LUKS2 header, if any
 	MountPoint   string `json:"mount_point,omitempty"` // "" to attach the device only
-	Via          string `json:"via"`                   // ViaLoop or ViaNBD
+	Via          string `json:"via"`                   // ViaLoop, ViaNBD or ViaFUSE
 	ReadOnly     bool   `json:"read_only,omitempty"`
 	MountOptions string `json:"mount_options,omitempty"`
 	// VFATOptions are added to MountOptions when the filesystem turns out to
@@ -68,9 +68,12 @@ type Config struct {
 type startStatus struct {
 	OK    bool   `json:"ok"`
 	State *State `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
-	Code  int    `json:"code,omitempty"`
-	Hint  string `json:"hint,omitempty"`
+	// Warnings are what the server could not do but opened the vault
+	// without (memory it could not lock), for the CLI to say once.
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Code     int      `json:"code,omitempty"`
+	Hint     string   `json:"hint,omitempty"`
 }
 
 // ServerError is a failure the server reported before it was ready: its
@@ -87,8 +90,9 @@ func (e *ServerError) Error() string { return e.Msg }
 // Start runs the background server for the unlocked vault v as cfg says,
 // hands it the master key, and waits until the vault is attached and mounted.
 // cfg.ID is filled in if empty. The server runs on after Start returns, in a
-// session of its own, until Close.
-func Start(reg Registry, v *container.Vault, cfg Config) (State, error) {
+// session of its own, until Close. warn, if not nil, is told what the server
+// could not do but opened the vault without (memory it could not lock).
+func Start(reg Registry, v *container.Vault, cfg Config, warn func(string)) (State, error) {
 	if cfg.ID == "" {
 		cfg.ID = newID(v.UUID())
 	}
@@ -177,6 +181,11 @@ func Start(reg Registry, v *container.Vault, cfg Config) (State, error) {
 		reg.RemoveLog(cfg.ID)
 		return State{}, &ServerError{Msg: st.Error, Code: st.Code, Hint: st.Hint}
 	}
+	if warn != nil {
+		for _, w := range st.Warnings {
+			warn(w)
+		}
+	}
 	return *st.State, nil
 }
 
@@ -222,8 +231,9 @@ func RunServer(opts ServerOptions) error {
 	if err != nil {
 		return fail(fmt.Errorf("reading the configuration: %w", err))
 	}
-	// Before the key arrives: no core dumps, no swapping.
-	warnings, err := Harden(true)
+	// Before the key arrives: no core dumps, no swapping. The fuse path
+	// serves no kernel block device, so it is not in the block I/O path.
+	warnings, err := Harden(cfg.Via != ViaFUSE)
 	if err != nil {
 		return fail(err)
 	}
@@ -235,15 +245,27 @@ func RunServer(opts ServerOptions) error {
 	if err != nil {
 		return fail(err)
 	}
+	// What the user is told at open: what memory is not locked, where a
+	// limit keeps the server from locking all of it.
+	var lock func([]byte)
+	var tell []string
+	if all, limit := memlockPolicy(); !all && limit > 0 {
+		// After the volume is open: its keys are locked by now, and the
+		// buffers get what the limit leaves.
+		l := newBufferLocker(limit, opts.Log)
+		lock = l.Lock
+		tell = append(tell, memlockWarning(limit, l.Budget()))
+		opts.Log("%s", tell[0])
+	}
 	// Signals from now on close the vault cleanly instead of killing us.
 	sctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	srv, err := startServer(vol, cfg, opts.Log)
+	srv, err := startServer(vol, cfg, opts.Log, lock)
 	if err != nil {
 		return fail(err)
 	}
 	st := srv.state
-	report(startStatus{OK: true, State: &st})
+	report(startStatus{OK: true, State: &st, Warnings: tell})
 	opts.Log("ready: %s on %s", cfg.File, st.Device)
 	return srv.wait(sctx)
 }

@@ -25,7 +25,9 @@ and nothing is lost. --force unmounts it lazily instead: it disappears at once,
 and the vault is locked when the last file on it is closed.
 
 A vault whose server died (killed, crashed) is cleaned up: its mount, device
-and private FUSE mount are removed; everything it had flushed is in the file.`,
+and private FUSE mount are removed; everything it had flushed is in the file.
+
+A user closes their own vaults; root closes anyone's.`,
 		Example: `  cryptvol close /mnt/secret
   cryptvol close vault.cv
   cryptvol close --all`,
@@ -37,30 +39,27 @@ and private FUSE mount are removed; everything it had flushed is in the file.`,
 			return exactArgs(1, "a mount point, vault file or device (or --all)")(c, args)
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := needRoot("closing a vault"); err != nil {
-				return err
-			}
-			reg := mount.DefaultRegistry()
-			var states []mount.State
+			regs := mount.Registries()
+			var entries []mount.Entry
 			if all {
 				var err error
-				if states, err = reg.List(); err != nil {
+				if entries, err = mount.ListAll(regs); err != nil {
 					return err
 				}
-				if len(states) == 0 {
+				if len(entries) == 0 {
 					u.printf("no open vaults\n")
 					return nil
 				}
 			} else {
-				st, err := reg.Find(args[0])
+				e, err := mount.FindAll(regs, args[0])
 				if err != nil {
 					return withHint(err, "`cryptvol list` shows the open vaults")
 				}
-				states = []mount.State{st}
+				entries = []mount.Entry{e}
 			}
 			var errs []error
-			for _, st := range states {
-				if err := closeOne(c.Context(), u, reg, st, force); err != nil {
+			for _, e := range entries {
+				if err := closeOne(c.Context(), u, e.Registry, e.State, force); err != nil {
 					errs = append(errs, err)
 				}
 			}

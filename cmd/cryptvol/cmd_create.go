@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -181,6 +180,9 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 				path, kind, humanBytes(n), sectorSize, uuid)
 			u.printf("keyslot 0: %s\n", params)
 			u.warnWeak(path, 0, params)
+			if fs, err := fsys.Lookup(filesystem); err == nil && fs.Driver == "" && os.Geteuid() != 0 {
+				u.warnf("%s: only root can open a vault with %s in it (no userspace driver mounts %s); `cryptvol serve` gives the decrypted disk to a VM or a tool without root", path, filesystem, filesystem)
+			}
 			if filesystem != "none" {
 				owner := ""
 				if o := sudoOwner(); o != nil && fsHasOwners(filesystem) {
@@ -198,7 +200,7 @@ optionally --kdf-memory and --kdf-threads) to set it exactly.`,
 	fl.StringVar(&size, "size", "", "usable size of the vault, e.g. 10G (required)")
 	fl.IntVar(&sectorSize, "sector-size", 4096, "encryption sector size: 4096 or 512")
 	fl.StringVar(&fill, "fill", "sparse", "sparse (fast, reveals usage) or random (writes the whole vault)")
-	fl.StringVar(&filesystem, "filesystem", fsys.Names()[0], "filesystem to make inside: "+strings.Join(fsys.Names(), ", ")+" or none (making one needs root)")
+	fl.StringVar(&filesystem, "filesystem", fsys.Names()[0], "filesystem to make inside: "+strings.Join(fsys.Names(), ", ")+" or none")
 	fl.BoolVar(&force, "force", false, "replace an existing file")
 	fl.StringVar(&from, "from", "", "make the vault hold this raw disk image or block device (its size, rounded up to the sector size)")
 	kf.register(c)
@@ -274,10 +276,11 @@ func formatter(fs string, size int64) (func(*container.Volume) error, error) {
 	if size < f.MinSize {
 		return nil, &usageError{fmt.Sprintf("--filesystem %s needs a vault of at least %s", fs, humanBytes(f.MinSize))}
 	}
-	if err := needRoot("making a filesystem in the vault"); err != nil {
-		var h *hinted
-		errors.As(err, &h)
-		return nil, withHint(h.err, "run it with sudo, or pass --filesystem none (and make one later, as root, after `cryptvol open --no-mount`)")
+	if os.Geteuid() != 0 {
+		// Made on the FUSE file: fusermount3 must be usable.
+		if err := fuseAvailable(); err != nil {
+			return nil, err
+		}
 	}
 	return func(vol *container.Volume) error {
 		return mount.MakeFilesystem(mount.DefaultRegistry(), vol, fs, sudoOwner())

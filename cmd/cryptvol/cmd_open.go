@@ -13,6 +13,7 @@ import (
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/mount"
 	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/fusefile"
 	"github.com/cryptvol/cryptvol/mount/nbd"
 )
 
@@ -41,9 +42,19 @@ its filesystem on MOUNTPOINT (created if missing). Returns once the filesystem
 is mounted. Plaintext exists only in memory: it never reaches the disk, swap or
 a core dump. Close it with 'cryptvol close MOUNTPOINT'.
 
-The block device is a kernel NBD device (/dev/nbdN) when the nbd module is
-loaded, or else a loop device over the decrypted volume served as a file by a
-private FUSE mount under /run/cryptvol (--via chooses). Needs root.
+As root, the block device is a kernel NBD device (/dev/nbdN) when the nbd
+module is loaded, or else a loop device over the decrypted volume served as a
+file by a private FUSE mount under /run/cryptvol; the kernel mounts the
+filesystem (--via chooses).
+
+Any other user gets the userspace path, --via fuse (root may choose it too):
+the decrypted volume is served as a file on a private FUSE mount under
+$XDG_RUNTIME_DIR/cryptvol (else /run/user/UID/cryptvol, else
+/tmp/cryptvol-UID), which no other user can read, and a userspace driver
+mounts the filesystem in it: fuse2fs for ext2/3/4, fusefat for vfat. xfs and
+btrfs have no such driver: open them as root, or give the decrypted disk to a
+VM or a tool with 'cryptvol serve'. The user needs read-write access to
+/dev/fuse (Debian gives it to everyone).
 
 With --no-mount only the device is made (MOUNTPOINT is not needed); with
 --test-passphrase nothing is opened: the exit code says whether the passphrase
@@ -93,7 +104,7 @@ and refuses every write that would reach the hidden one. See VERACRYPT.md.`,
 	f := c.Flags()
 	f.BoolVar(&o.testOnly, "test-passphrase", false, "only check the passphrase: exit 0 if it opens a keyslot, 3 if not")
 	f.IntVar(&o.slot, "slot", -1, "try only this keyslot")
-	f.StringVar(&o.via, "via", "auto", "block device: auto (nbd if the module is loaded, else loop), nbd or loop")
+	f.StringVar(&o.via, "via", "auto", "how to expose it: auto (root: nbd if the module is loaded, else loop; anyone else: fuse), nbd, loop or fuse")
 	f.BoolVar(&o.readOnly, "read-only", false, "open and mount read-only")
 	f.BoolVar(&o.noMount, "no-mount", false, "only make the block device; do not mount")
 	f.StringVar(&o.mountOptions, "mount-options", "", "filesystem mount options, comma-separated (e.g. noatime)")
@@ -120,9 +131,19 @@ func testPassphrase(c *cobra.Command, u *ui, path string, o *openFlags) error {
 	return nil
 }
 
-// resolveVia picks the block path; a requested NBD path that cannot work says
-// why instead of falling back silently.
+// resolveVia picks the path; a requested one that cannot work says why
+// instead of falling back silently.
 func resolveVia(via string) (string, error) {
+	if os.Geteuid() != 0 {
+		switch via {
+		case "auto", mount.ViaFUSE:
+			return mount.ViaFUSE, fuseAvailable()
+		case mount.ViaLoop, mount.ViaNBD:
+			return "", withHint(fmt.Errorf("--via %s needs root: it attaches a kernel block device", via),
+				"as an ordinary user only --via fuse (the default) works")
+		}
+		return "", &usageError{fmt.Sprintf("--via %q: must be auto, nbd, loop or fuse", via)}
+	}
 	err := nbd.KernelAvailable()
 	switch via {
 	case "auto":
@@ -130,29 +151,33 @@ func resolveVia(via string) (string, error) {
 			return mount.ViaNBD, nil
 		}
 		return mount.ViaLoop, nil
-	case "loop":
+	case mount.ViaLoop:
 		return mount.ViaLoop, nil
-	case "nbd":
+	case mount.ViaNBD:
 		if err != nil {
 			return "", withHint(err, "load it with `modprobe nbd`, or use --via loop")
 		}
 		return mount.ViaNBD, nil
+	case mount.ViaFUSE:
+		return mount.ViaFUSE, fuseAvailable()
 	}
-	return "", &usageError{fmt.Sprintf("--via %q: must be auto, nbd or loop", via)}
+	return "", &usageError{fmt.Sprintf("--via %q: must be auto, nbd, loop or fuse", via)}
 }
 
-func needRoot(what string) error {
-	if os.Geteuid() == 0 {
+// fuseAvailable checks, before the passphrase is asked, that this user can
+// serve a FUSE file.
+func fuseAvailable() error {
+	err := fusefile.Available()
+	if err == nil {
 		return nil
 	}
-	return withHint(fmt.Errorf("%s needs root: it attaches a block device and mounts a filesystem", what),
-		"run it with sudo; `cryptvol serve FILE --listen unix:PATH` exposes a vault over NBD without root")
+	if errors.Is(err, fsys.ErrNoFusermount) {
+		return withHint(err, "install the fuse3 package")
+	}
+	return withHint(err, "ask the administrator for read-write access to /dev/fuse (Debian's udev rule makes it 0666), or open the vault as root")
 }
 
 func openVault(c *cobra.Command, u *ui, path, mountPoint string, o *openFlags) error {
-	if err := needRoot("opening a vault"); err != nil {
-		return err
-	}
 	via, err := resolveVia(o.via)
 	if err != nil {
 		return err
@@ -183,7 +208,7 @@ func openVault(c *cobra.Command, u *ui, path, mountPoint string, o *openFlags) e
 		return err
 	}
 	reg := mount.DefaultRegistry()
-	if err := checkNotOpen(u, reg, abs); err != nil {
+	if err := checkNotOpen(u, abs); err != nil {
 		return err
 	}
 	if mountPoint != "" {
@@ -217,7 +242,7 @@ func openVault(c *cobra.Command, u *ui, path, mountPoint string, o *openFlags) e
 		// The server adds these only if the filesystem turns out to be vfat.
 		cfg.VFATOptions = fmt.Sprintf("uid=%d,gid=%d", owner.UID, owner.GID)
 	}
-	st, err := mount.Start(reg, v, cfg)
+	st, err := mount.Start(reg, v, cfg, func(w string) { u.warnf("%s", w) })
 	var se *mount.ServerError
 	if errors.As(err, &se) && se.Hint != "" {
 		err = withHint(err, se.Hint)
@@ -229,22 +254,26 @@ func openVault(c *cobra.Command, u *ui, path, mountPoint string, o *openFlags) e
 	if st.ReadOnly {
 		mode = "read-only"
 	}
-	if st.MountPoint != "" {
-		u.printf("opened %s (%s) on %s, mounted at %s\n", path, mode, st.Device, st.MountPoint)
-		if st.Checked != "" {
-			u.printf("checked its filesystem before mounting (%s): no problems found\n", st.Checked)
-		}
-	} else {
-		u.printf("opened %s (%s) on %s\n", path, mode, st.Device)
+	switch {
+	case st.MountPoint != "" && st.Driver != "":
+		u.printf("opened %s (%s) via %s on %s, mounted at %s by %s\n", path, mode, st.Via, st.Device, st.MountPoint, st.Driver)
+	case st.MountPoint != "":
+		u.printf("opened %s (%s) via %s on %s, mounted at %s\n", path, mode, st.Via, st.Device, st.MountPoint)
+	default:
+		u.printf("opened %s (%s) via %s on %s\n", path, mode, st.Via, st.Device)
+	}
+	if st.Checked != "" {
+		u.printf("checked its filesystem before mounting (%s): no problems found\n", st.Checked)
 	}
 	return nil
 }
 
 // checkNotOpen refuses a vault that is already open, and cleans up after a
 // server of it that died.
-func checkNotOpen(u *ui, reg mount.Registry, abs string) error {
-	st, err := reg.Find(abs)
+func checkNotOpen(u *ui, abs string) error {
+	e, err := mount.FindAll(mount.Registries(), abs)
 	if err == nil {
+		reg, st := e.Registry, e.State
 		if st.Alive() {
 			where := st.Device
 			if st.MountPoint != "" {

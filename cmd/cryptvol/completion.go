@@ -21,7 +21,7 @@ func completeChoices(choices ...string) func(*cobra.Command, []string, string) (
 // and its subcommands.
 func registerCompletions(c *cobra.Command) {
 	choices := map[string][]string{
-		"via":         {"auto", "nbd", "loop"},
+		"via":         {"auto", "nbd", "loop", "fuse"},
 		"filesystem":  append(fsys.Names(), "none"),
 		"fill":        {"sparse", "random"},
 		"sector-size": {"4096", "512"},
@@ -43,9 +43,10 @@ func completeOpenVaults(c *cobra.Command, args []string, _ string) ([]string, co
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	states, _ := mount.DefaultRegistry().List()
+	entries, _ := mount.ListAll(mount.Registries())
 	var out []string
-	for _, st := range states {
+	for _, e := range entries {
+		st := e.State
 		if st.MountPoint != "" {
 			out = append(out, st.MountPoint)
 		} else {

@@ -79,6 +79,8 @@ func defaultHint(err error) string {
 		return "the vault's filesystem is damaged, or was shaped to attack the kernel's filesystem code that mounting runs as root; to look at it without mounting: `cryptvol open FILE --no-mount` and the check on the device; if the vault is yours (not closed cleanly, say) and you trust it, --check=never"
 	case errors.Is(err, container.ErrEmptySecret):
 		return "give a passphrase, or a keyfile with content (head -c 64 /dev/urandom > FILE)"
+	case errors.Is(err, mount.ErrNeedsKernel):
+		return "open it as root (sudo cryptvol open), or give the decrypted disk to a VM or a tool without root: cryptvol serve FILE --listen unix:PATH"
 	}
 	return ""
 }

@@ -20,6 +20,13 @@ type Filesystem struct {
 	// Owners is false for a filesystem without file owners (vfat): its
 	// files belong to whoever the mount options (uid=, gid=) say.
 	Owners bool
+	// Driver is the userspace driver that mounts it without root (the fuse
+	// path, package userfs), and DriverPackage the Debian package with it;
+	// both "" when there is none (xfs, btrfs: only the kernel mounts them,
+	// so only root can open them; `cryptvol serve` gives anyone the
+	// decrypted disk over NBD, for a VM or a tool to use).
+	Driver        string
+	DriverPackage string
 
 	// mkfs is the program; mkfsArgs its arguments before the label and the
 	// device; labelOpt its label option; labelMax the longest label it
@@ -29,6 +36,17 @@ type Filesystem struct {
 	mkfsArgs []string
 	labelOpt string
 	labelMax int
+	// deviceArgs are added for a block device (Mkfs), imageArgs for a
+	// regular file (MkfsImage).
+	deviceArgs []string
+	// imageArgs tell mkfs what it would have learnt from a block device,
+	// the sector size, and the owner of the root directory (uid -1: leave
+	// it to mkfs).
+	imageArgs func(sectorSize, uid, gid int) []string
+	// driverArgs are the driver's arguments: the image file, the directory,
+	// read-only, and the owner files are shown with when the filesystem has
+	// none (uid < 0: the driver's default).
+	driverArgs func(file, dir string, readOnly bool, uid, gid int) []string
 
 	// check is the program that checks the filesystem without changing
 	// anything (Check), and checkArgs its arguments before the device.
@@ -48,18 +66,63 @@ var catalogue = []Filesystem{
 	// it is); xfs_repair -n and btrfs check --readonly modify nothing;
 	// fsck.vfat -n neither.
 	{Name: "ext4", MinSize: 1 << 20, Package: "e2fsprogs", Owners: true,
-		mkfs: "mkfs.ext4", mkfsArgs: []string{"-q", "-F", "-E", "nodiscard"}, labelOpt: "-L", labelMax: 16,
-		check: "e2fsck", checkArgs: []string{"-n", "-f"}},
+		mkfs: "mkfs.ext4", mkfsArgs: []string{"-q", "-F"}, deviceArgs: []string{"-E", "nodiscard"},
+		labelOpt: "-L", labelMax: 16,
+		check: "e2fsck", checkArgs: []string{"-n", "-f"},
+		imageArgs: func(ss, uid, gid int) []string {
+			// mke2fs takes one -E; nodiscard is in it for a device too.
+			ext := "nodiscard"
+			if uid >= 0 {
+				ext += fmt.Sprintf(",root_owner=%d:%d", uid, gid)
+			}
+			if ss > 1024 {
+				// On a small device mke2fs picks 1 KiB blocks, but
+				// never less than the device's sector size, which a
+				// file does not have.
+				return []string{"-b", fmt.Sprint(ss), "-E", ext}
+			}
+			return []string{"-E", ext}
+		},
+		Driver: "fuse2fs", DriverPackage: "fuse2fs",
+		driverArgs: func(file, dir string, ro bool, _, _ int) []string {
+			// fuse2fs adds kernel_cache, use_ino, attr_timeout=0 and
+			// big_writes itself. It does not write ext4's journal:
+			// after a crash the filesystem wants e2fsck.
+			mode := "rw"
+			if ro {
+				mode = "ro"
+			}
+			return []string{file, dir, "-f", "-o", mode}
+		}},
 	{Name: "xfs", MinSize: 300 << 20, Package: "xfsprogs", Owners: true,
 		mkfs: "mkfs.xfs", mkfsArgs: []string{"-q", "-f", "-K"}, labelOpt: "-L", labelMax: 12,
-		check: "xfs_repair", checkArgs: []string{"-n"}},
+		check: "xfs_repair", checkArgs: []string{"-n"},
+		imageArgs: func(ss, _, _ int) []string { return []string{"-s", fmt.Sprintf("size=%d", ss)} }},
 	{Name: "btrfs", MinSize: 110 << 20, Package: "btrfs-progs", Owners: true,
 		mkfs: "mkfs.btrfs", mkfsArgs: []string{"-q", "-f", "--nodiscard"}, labelOpt: "-L", labelMax: 255,
-		check: "btrfs", checkArgs: []string{"check", "--readonly"}, statsMounts: true},
+		check: "btrfs", checkArgs: []string{"check", "--readonly"}, statsMounts: true,
+		// Its 4 KiB sectors suit both vault sector sizes.
+		imageArgs: func(_, _, _ int) []string { return nil }},
 	// mkfs.fat has no quiet option; its output is only shown on failure.
 	{Name: "vfat", MinSize: 1 << 20, Package: "dosfstools", Owners: false,
 		mkfs: "mkfs.vfat", labelOpt: "-n", labelMax: 11,
-		check: "fsck.vfat", checkArgs: []string{"-n"}},
+		check: "fsck.vfat", checkArgs: []string{"-n"},
+		imageArgs: func(ss, _, _ int) []string { return []string{"-S", fmt.Sprint(ss)} },
+		Driver:    "fusefat", DriverPackage: "fusefat",
+		driverArgs: func(file, dir string, ro bool, uid, gid int) []string {
+			// fusefat wants to be told either way: ro, or rw+ (writing
+			// is "experimental"). It runs single-threaded (-s): it is
+			// not known to be safe otherwise.
+			mode := "rw+"
+			if ro {
+				mode = "ro"
+			}
+			args := []string{file, dir, "-f", "-s", "-o", mode + ",fsname=" + file}
+			if uid >= 0 {
+				args = append(args, "-o", fmt.Sprintf("uid=%d,gid=%d", uid, gid))
+			}
+			return args
+		}},
 }
 
 // Filesystems returns the catalogue, the default first.
@@ -101,4 +164,19 @@ func ForType(fstype string) (Filesystem, error) {
 		fstype = "ext4"
 	}
 	return Lookup(fstype)
+}
+
+// DriverCommand is the command line that makes Driver serve the filesystem
+// in the image file on dir, in the foreground. uid and gid own the files of
+// a filesystem without owners (vfat); -1 for the driver's default. options
+// are the user's mount options, passed on with -o.
+func (f Filesystem) DriverCommand(file, dir string, readOnly bool, uid, gid int, options string) []string {
+	if f.Driver == "" {
+		return nil
+	}
+	args := append([]string{f.Driver}, f.driverArgs(file, dir, readOnly, uid, gid)...)
+	if o := strings.Trim(options, ","); o != "" {
+		args = append(args, "-o", o)
+	}
+	return args
 }

@@ -27,6 +27,7 @@ type volumeFS struct {
 	readOnly bool
 	started  time.Time
 	onError  func(op string, off int64, err error)
+	lock     func([]byte) // Options.LockBuffer, or nil
 }
 
 const (
@@ -129,6 +130,9 @@ func (v *volumeFS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 		return fuse.ReadResultData(nil), fuse.OK
 	}
 	n := min(int64(in.Size), int64(len(buf)), v.size-off)
+	if v.lock != nil {
+		v.lock(buf[:n])
+	}
 	got, err := v.dev.ReadAt(buf[:n], off)
 	if err != nil && !(got == int(n) && errors.Is(err, io.EOF)) {
 		v.report("read", off, err)
@@ -148,6 +152,9 @@ func (v *volumeFS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint
 		return 0, fuse.Status(syscall.ENOSPC)
 	}
 	data = data[:min(int64(len(data)), v.size-off)]
+	if v.lock != nil {
+		v.lock(data)
+	}
 	// data is the request's own input buffer, which go-fuse reuses only
 	// for a later request, after this one is answered.
 	n, err := writeOwned(v.dev, data, off)

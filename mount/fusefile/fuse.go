@@ -51,13 +51,18 @@ type Options struct {
 	// and the program doing the I/O only see EIO, or ENOSPC for a write or
 	// sync that failed for lack of space.
 	OnError func(op string, off int64, err error)
+	// LockBuffer, if set, is called with every buffer that is about to
+	// hold, or holds, decrypted data (a server that cannot lock all its
+	// memory locks these).
+	LockBuffer func([]byte)
 }
 
 // File is a Device served as the one regular file of a private FUSE mount.
 //
-// The mount is root's alone: without allow_other the kernel refuses every
-// other user before a request reaches the server, the directory is 0700 and
-// the file 0600. It is mounted nosuid, nodev, noexec.
+// The mount is its user's alone, root's or another's: without allow_other
+// the kernel refuses every other user (root included) before a request
+// reaches the server, the directory is 0700 and the file 0600. It is mounted
+// nosuid, nodev, noexec.
 type File struct {
 	dir    string
 	server *fuse.Server
@@ -68,8 +73,9 @@ type File struct {
 }
 
 // Serve mounts a FUSE filesystem on BaseDir/ID whose only file,
-// FileName, reads and writes dev, and serves it until Close. It needs root
-// (the mount is made with mount(2), not fusermount).
+// FileName, reads and writes dev, and serves it until Close. Root mounts it
+// with mount(2); any other user through fusermount3, which needs read-write
+// access to /dev/fuse (Available).
 func Serve(dev Device, opts Options) (*File, error) {
 	if err := checkFUSEID(opts.ID); err != nil {
 		return nil, err
@@ -86,17 +92,9 @@ func Serve(dev Device, opts Options) (*File, error) {
 		return nil, err
 	}
 
-	flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
-	if opts.ReadOnly {
-		flags |= syscall.MS_RDONLY
-	}
 	mo := &fuse.MountOptions{
 		FsName: "cryptvol",
 		Name:   "cryptvol", // type fuse.cryptvol
-		// We are root: mount(2) directly, no fusermount, and fail
-		// rather than fall back to it.
-		DirectMountStrict: true,
-		DirectMountFlags:  flags,
 		// The kernel checks the 0700/0600 modes too, on top of the
 		// owner-only rule that holds without allow_other.
 		Options:            []string{"default_permissions"},
@@ -119,7 +117,28 @@ func Serve(dev Device, opts Options) (*File, error) {
 		// Nothing below cmd prints; I/O errors go to OnError.
 		Logger: log.New(io.Discard, "", 0),
 	}
+	if os.Geteuid() == 0 {
+		// Root mounts with mount(2) directly, and fails rather than
+		// fall back to fusermount.
+		flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+		if opts.ReadOnly {
+			flags |= syscall.MS_RDONLY
+		}
+		mo.DirectMountStrict = true
+		mo.DirectMountFlags = flags
+	} else {
+		// Any other user mounts through fusermount3, which opens
+		// /dev/fuse as that user and adds nosuid and nodev itself.
+		if err := Available(); err != nil {
+			return nil, err
+		}
+		mo.Options = append(mo.Options, "nosuid", "nodev", "noexec")
+		if opts.ReadOnly {
+			mo.Options = append(mo.Options, "ro")
+		}
+	}
 	vfs := newVolumeFS(dev, opts.ReadOnly, opts.OnError)
+	vfs.lock = opts.LockBuffer
 	server, err := fuse.NewServer(vfs, dir, mo)
 	if err != nil {
 		os.Remove(dir)
@@ -162,25 +181,47 @@ func (f *File) Close() error {
 }
 
 func (f *File) close() error {
-	// go-fuse retries EBUSY for about 0.3 s; a loop device that has just
-	// detached can release the file a little later than that.
+	// A loop device that has just detached can release the file a moment
+	// later.
 	var err error
 	for deadline := time.Now().Add(fuseUnmountWait); ; {
-		err = f.server.Unmount()
+		err = fsys.UnmountFUSE(f.dir, false)
 		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if errors.Is(err, syscall.EBUSY) {
-		return fsys.Busy(f.dir, err)
+		return err
 	}
 	if err != nil {
-		return fmt.Errorf("fuse: unmount %s: %w", f.dir, err)
+		return fmt.Errorf("fuse: %w", err)
 	}
 	<-f.served
 	if err := os.Remove(f.dir); err != nil {
 		return fmt.Errorf("fuse: remove mount directory: %w", err)
+	}
+	return nil
+}
+
+// ErrNoAccess means this user may not use FUSE: /dev/fuse is missing, or
+// not open to them for reading and writing.
+var ErrNoAccess = errors.New("FUSE is not available to this user")
+
+// Available checks that this process can serve a FUSE file: it may open
+// /dev/fuse for reading and writing (Debian makes it 0666; a system that
+// restricts it leaves FUSE to root and the users it lets in) and, if it is
+// not root, fusermount3 is there to mount with.
+func Available() error {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoAccess, err)
+	}
+	f.Close()
+	if os.Geteuid() != 0 {
+		if _, err := fsys.LookPath("fusermount3"); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoAccess, fsys.ErrNoFusermount)
+		}
 	}
 	return nil
 }
@@ -208,8 +249,8 @@ func UnmountStale(dir string) error {
 		if m.FSType != fuseFSType {
 			return fmt.Errorf("fuse: %s is a %s mount, not a stale cryptvol one: left alone", dir, m.FSType)
 		}
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("fuse: lazy unmount %s: %w", dir, err)
+		if err := fsys.UnmountFUSE(dir, true); err != nil && !errors.Is(err, fsys.ErrNotMounted) {
+			return fmt.Errorf("fuse: lazy %w", err)
 		}
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {

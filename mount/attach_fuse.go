@@ -1,0 +1,47 @@
+package mount
+
+import (
+	"fmt"
+
+	"github.com/cryptvol/cryptvol/mount/fsys"
+	"github.com/cryptvol/cryptvol/mount/fusefile"
+	"github.com/cryptvol/cryptvol/mount/userfs"
+)
+
+// fuseAttachment is the fuse path: the volume served as the one file of a
+// private FUSE mount, and nothing more. Its "device" is that file; the
+// filesystem in it is mounted by a userspace driver (package userfs), so
+// neither step needs root.
+type fuseAttachment struct {
+	file *fusefile.File
+	// drv is the driver serving the filesystem in the file, once mounted.
+	drv *userfs.Mount
+}
+
+// attachFUSE serves dev as a FUSE file (as root with mount(2), as anyone
+// else through fusermount3).
+func attachFUSE(dev fusefile.Device, opts loopOptions) (*fuseAttachment, error) {
+	f, err := fusefile.Serve(dev, fusefile.Options{BaseDir: opts.BaseDir, ID: opts.ID, ReadOnly: opts.ReadOnly, OnError: opts.OnError, LockBuffer: opts.LockBuffer})
+	if err != nil {
+		return nil, err
+	}
+	return &fuseAttachment{file: f}, nil
+}
+
+// DevicePath is the FUSE file.
+func (a *fuseAttachment) DevicePath() string { return a.file.Path() }
+
+// Close unmounts the FUSE file. It refuses with fsys.ErrDeviceInUse,
+// changing nothing, while the driver still runs: after its filesystem is
+// unmounted it writes what it holds to the file, and it exits only once
+// the last user of a lazily unmounted filesystem has let go.
+func (a *fuseAttachment) Close() error {
+	if a.drv != nil {
+		select {
+		case <-a.drv.Done():
+		default:
+			return fmt.Errorf("%s: %w (its filesystem driver, pid %d, still runs)", a.file.Path(), fsys.ErrDeviceInUse, a.drv.PID())
+		}
+	}
+	return a.file.Close()
+}
