@@ -31,12 +31,14 @@ import (
 // so a vault opened from a login session is found from a shell without one,
 // and the other way round. Root's read /run/cryptvol, /run/user/*/cryptvol
 // and /tmp/cryptvol-*, each only if it belongs to the user its path names.
-const (
-	systemDir    = "/run/cryptvol"
-	userRunDirs  = "/run/user"
-	tmpDirPrefix = "/tmp/cryptvol-"
-	runDirName   = "cryptvol"
-)
+var places = layout{system: "/run/cryptvol", runUser: "/run/user", tmpPrefix: "/tmp/cryptvol-"}
+
+// layout is where registries are: root's, the parent of users' runtime
+// directories, and the prefix of the fallback under /tmp.
+type layout struct{ system, runUser, tmpPrefix string }
+
+// runDirName is a registry's name in a user's runtime directory.
+const runDirName = "cryptvol"
 
 // DefaultRegistry is where this process records the vaults it opens (see
 // above). Every path of an open vault derives from it.
@@ -44,23 +46,24 @@ func DefaultRegistry() Registry {
 	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
 		return Registry{Dir: d}
 	}
-	uid := os.Geteuid()
-	if uid == 0 {
-		return Registry{Dir: systemDir}
-	}
-	return userRegistries(uid)[0]
+	return places.registries(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))[0]
 }
 
 // Registries are the registries this process reads for `list` and `close`:
 // its own places, and for root every user's too. The first is
-// DefaultRegistry. Those that do not exist are left out, except the first.
+// DefaultRegistry.
 func Registries() []Registry {
 	if d := os.Getenv("CRYPTVOL_RUN_DIR"); d != "" {
 		return []Registry{{Dir: d}}
 	}
-	uid := os.Geteuid()
+	return places.readable(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
+}
+
+// readable are the registries uid reads: for a user, each of their places
+// that exists (the first always); for root, root's and every user's.
+func (l layout) readable(uid int, xdg string) []Registry {
 	if uid != 0 {
-		regs := userRegistries(uid)
+		regs := l.registries(uid, xdg)
 		out := regs[:1]
 		for _, r := range regs[1:] {
 			if ownedDir(r.Dir, uid) == nil {
@@ -69,12 +72,12 @@ func Registries() []Registry {
 		}
 		return out
 	}
-	out := []Registry{{Dir: systemDir}}
-	runs, _ := filepath.Glob(filepath.Join(userRunDirs, "*", runDirName))
-	tmps, _ := filepath.Glob(tmpDirPrefix + "*")
+	out := []Registry{{Dir: l.system}}
+	runs, _ := filepath.Glob(filepath.Join(l.runUser, "*", runDirName))
+	tmps, _ := filepath.Glob(l.tmpPrefix + "*")
 	for _, d := range append(runs, tmps...) {
-		name := strings.TrimPrefix(d, tmpDirPrefix)
-		if strings.HasPrefix(d, userRunDirs) {
+		name := strings.TrimPrefix(d, l.tmpPrefix)
+		if strings.HasPrefix(d, l.runUser+"/") {
 			name = filepath.Base(filepath.Dir(d))
 		}
 		owner, err := strconv.Atoi(name)
@@ -86,10 +89,13 @@ func Registries() []Registry {
 	return out
 }
 
-// userRegistries are the places of uid's registries in order of preference;
-// the first is where new vaults are recorded. The last, under /tmp, is
-// always there.
-func userRegistries(uid int) []Registry {
+// registries are the places of uid's registries in order of preference,
+// given the XDG_RUNTIME_DIR it has; the first is where new vaults are
+// recorded. Root has one; a user's last, under /tmp, is always there.
+func (l layout) registries(uid int, xdg string) []Registry {
+	if uid == 0 {
+		return []Registry{{Dir: l.system}}
+	}
 	var regs []Registry
 	add := func(parent string) {
 		d := filepath.Join(parent, runDirName)
@@ -97,14 +103,13 @@ func userRegistries(uid int) []Registry {
 			regs = append(regs, Registry{Dir: d})
 		}
 	}
-	if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) && privateDir(x, uid) == nil {
-		add(filepath.Clean(x))
+	if filepath.IsAbs(xdg) && privateDir(xdg, uid) == nil {
+		add(filepath.Clean(xdg))
 	}
-	if d := filepath.Join(userRunDirs, strconv.Itoa(uid)); privateDir(d, uid) == nil {
+	if d := filepath.Join(l.runUser, strconv.Itoa(uid)); privateDir(d, uid) == nil {
 		add(d)
 	}
-	regs = append(regs, Registry{Dir: tmpDirPrefix + strconv.Itoa(uid)})
-	return regs
+	return append(regs, Registry{Dir: l.tmpPrefix + strconv.Itoa(uid)})
 }
 
 // privateDir checks that dir is a directory owned by uid that no one else

@@ -14,9 +14,10 @@ import (
 // FUSE protocol so that nothing else can exist: every operation that would
 // create, remove, rename or change anything answers EPERM.
 //
-// Plaintext handling: every open gets FOPEN_DIRECT_IO, so the kernel keeps no
-// page cache for this file and every read and write becomes a request to this
-// server, going straight to Device.ReadAt/WriteAt. The loop device on top of
+// Plaintext handling: with DirectIO (the loop path) every open gets
+// FOPEN_DIRECT_IO, so the kernel keeps no page cache for this file and every
+// read and write becomes a request to this server, going straight to
+// Device.ReadAt/WriteAt. The fuse path may let the kernel cache it (Cache). The loop device on top of
 // the file, and the filesystem on top of the loop, have their own page caches
 // (RAM, not disk); keeping those out of swap is the process's memory policy.
 type volumeFS struct {
@@ -28,6 +29,7 @@ type volumeFS struct {
 	started  time.Time
 	onError  func(op string, off int64, err error)
 	lock     func([]byte) // Options.LockBuffer, or nil
+	cache    Cache
 }
 
 const (
@@ -121,6 +123,11 @@ func (v *volumeFS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 	// the loop device's concurrent writes reach Device.WriteAt in parallel,
 	// as io.WriterAt allows for non-overlapping ranges.
 	out.OpenFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES
+	if v.cache != DirectIO {
+		// See Cache: nothing but this server changes the file, so the
+		// cache stays valid from one open to the next.
+		out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	}
 	return fuse.OK
 }
 

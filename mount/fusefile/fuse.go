@@ -34,6 +34,13 @@ const fuseFSType = "fuse.cryptvol"
 // max_read and max_pages from it.
 const fuseMaxWrite = 1 << 20
 
+// fuseCachedMaxWrite is the largest request with a page cache: the kernel
+// reads ahead 128 KiB at a time (the default of a FUSE mount's
+// read_ahead_kb) and writes through what the program wrote, 4 KiB blocks
+// from fuse2fs; larger requests do not come, and smaller buffers fit a
+// limited RLIMIT_MEMLOCK better.
+const fuseCachedMaxWrite = 128 << 10
+
 // fuseUnmountWait is how long Close retries an unmount refused as busy.
 const fuseUnmountWait = 2 * time.Second
 
@@ -51,11 +58,37 @@ type Options struct {
 	// and the program doing the I/O only see EIO, or ENOSPC for a write or
 	// sync that failed for lack of space.
 	OnError func(op string, off int64, err error)
+	// Cache chooses whether the kernel caches the file (DirectIO, the
+	// default, for a loop device; PageCache for a userspace filesystem
+	// driver, whose small reads it gathers into readahead).
+	Cache Cache
 	// LockBuffer, if set, is called with every buffer that is about to
 	// hold, or holds, decrypted data (a server that cannot lock all its
 	// memory locks these).
 	LockBuffer func([]byte)
 }
+
+// Cache says what the kernel keeps of the file in its page cache. Its pages
+// hold decrypted data in kernel memory, which is never swapped: a page cache
+// page is written back to its file (this server, which encrypts it) or
+// dropped. They are freed, not wiped, when the mount goes, like the page
+// cache of any filesystem.
+type Cache int
+
+const (
+	// DirectIO: no page cache; every read and write is a request to this
+	// server (FOPEN_DIRECT_IO). The loop device does direct I/O on top
+	// anyway, and its filesystem has a page cache of its own.
+	DirectIO Cache = iota
+	// PageCache: reads are cached, with the kernel's readahead, across
+	// opens (FOPEN_KEEP_CACHE: nothing else changes the file); writes go
+	// through to the server before they return, so what a write returned
+	// for is in the vault file (its host's page cache) as with DirectIO.
+	// No writeback cache (FUSE_WRITEBACK_CACHE): written data would wait in
+	// the kernel, not yet in the vault, to be lost with this server, and it
+	// did not make fuse2fs faster (docs/PERFORMANCE.md).
+	PageCache
+)
 
 // File is a Device served as the one regular file of a private FUSE mount.
 //
@@ -137,8 +170,12 @@ func Serve(dev Device, opts Options) (*File, error) {
 			mo.Options = append(mo.Options, "ro")
 		}
 	}
+	if opts.Cache != DirectIO {
+		mo.MaxWrite = fuseCachedMaxWrite
+	}
 	vfs := newVolumeFS(dev, opts.ReadOnly, opts.OnError)
 	vfs.lock = opts.LockBuffer
+	vfs.cache = opts.Cache
 	server, err := fuse.NewServer(vfs, dir, mo)
 	if err != nil {
 		os.Remove(dir)

@@ -500,3 +500,56 @@ func TestFUSEFileWriteInPlace(t *testing.T) {
 		t.Fatal("read back differs from what was written")
 	}
 }
+
+// TestFUSEFilePageCache: with the page cache, reads are cached (a change
+// made behind the kernel's back does not show), writes still reach the
+// device before they return, and requests are at most fuseCachedMaxWrite.
+func TestFUSEFilePageCache(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dev := nbdtest.New(8<<20, 4096)
+	f, err := Serve(dev, Options{BaseDir: filepath.Join(t.TempDir(), "base"), ID: "vol", Cache: PageCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	m, _, err := fsys.MountAt(f.Dir())
+	if err != nil || !strings.Contains(m.SuperOptions, "max_read=131072") {
+		t.Errorf("fuse options %q, %v: want max_read=131072", m.SuperOptions, err)
+	}
+	file, err := os.OpenFile(f.Path(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	msg := []byte("written through")
+	if _, err := file.WriteAt(msg, 12288); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	dev.ReadAt(got, 12288)
+	if !bytes.Equal(got, msg) {
+		t.Errorf("device holds %q once the write returned", got)
+	}
+	page := make([]byte, 4096)
+	if _, err := file.ReadAt(page, 8192); err != nil {
+		t.Fatal(err)
+	}
+	dev.WriteAt([]byte("CHANGED"), 8192)
+	if _, err := file.ReadAt(page, 8192); err != nil || bytes.HasPrefix(page, []byte("CHANGED")) {
+		t.Errorf("read after a device-side change: %q, %v; want the cached page", page[:7], err)
+	}
+	// Another open keeps the cache (FOPEN_KEEP_CACHE).
+	again, err := os.Open(f.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, err := again.ReadAt(page, 8192); err != nil || bytes.HasPrefix(page, []byte("CHANGED")) {
+		t.Errorf("read by a second open: %q, %v; want the cached page", page[:7], err)
+	}
+}
