@@ -289,6 +289,7 @@ func checkNotOpen(u *ui, abs string) error {
 		if err != nil {
 			return withHint(err, "cryptvol close --force "+abs)
 		}
+		reg.RemoveLog(st.ID) // as close does after a cleanup
 	}
 	if open, err := container.InUse(abs); err == nil && open {
 		return withHint(fmt.Errorf("%s: %w", abs, container.ErrInUse), "another cryptvol (open or serve) has it open")

@@ -40,22 +40,34 @@ func TestManPagesUpToDate(t *testing.T) {
 }
 
 // TestGuideCommandsAreTested checks that every cryptvol command docs/GUIDE.md
-// shows is run by testdata/e2e/guide.txtar as written (the script may add
-// options after it, to answer prompts from files).
+// shows is run as written by testdata/e2e/guide.txtar, or by
+// testdata/user/guide.txtar, which runs the "Without root" section as an
+// ordinary user (the scripts may add options after it, to answer prompts from
+// files).
 func TestGuideCommandsAreTested(t *testing.T) {
 	guide, err := os.ReadFile(filepath.Join("..", "..", "docs", "GUIDE.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, err := os.ReadFile(filepath.Join("testdata", "e2e", "guide.txtar"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var run []string
-	for _, l := range strings.Split(string(script), "\n") {
-		l = strings.TrimSpace(l)
-		if i := strings.Index(l, "cryptvol "); i >= 0 && (strings.HasPrefix(l, "exits ") || strings.HasPrefix(l, "exec cryptvol")) {
-			run = append(run, strings.TrimSuffix(l[i:], "&serve&"))
+	for _, name := range []string{filepath.Join("testdata", "e2e", "guide.txtar"), filepath.Join("testdata", "user", "guide.txtar")} {
+		script, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(script), "\n") {
+			l = strings.TrimSpace(l)
+			if rest, ok := strings.CutPrefix(l, "as "); ok {
+				// as NAME [-flag [value]]... exits CODE|exec PROG ARGS...
+				if i := strings.Index(rest, " exits "); i >= 0 {
+					l = rest[i+1:]
+				} else if i := strings.Index(rest, " exec "); i >= 0 {
+					l = rest[i+1:]
+				}
+			}
+			if i := strings.Index(l, "cryptvol "); i >= 0 && (strings.HasPrefix(l, "exits ") || strings.HasPrefix(l, "exec cryptvol")) {
+				run = append(run, strings.TrimSuffix(l[i:], "&serve&"))
+			}
 		}
 	}
 	n := 0
@@ -70,7 +82,7 @@ func TestGuideCommandsAreTested(t *testing.T) {
 		}
 		n++
 		if !slices.ContainsFunc(run, func(r string) bool { return r == cmd || strings.HasPrefix(r, cmd+" ") }) {
-			t.Errorf("docs/GUIDE.md shows %q, which testdata/e2e/guide.txtar does not run", cmd)
+			t.Errorf("docs/GUIDE.md shows %q, which neither guide script runs", cmd)
 		}
 	}
 	if n < 15 {

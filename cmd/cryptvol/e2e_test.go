@@ -155,18 +155,29 @@ func cleanupAfterScript(run string) {
 	time.Sleep(500 * time.Millisecond)
 }
 
-// write-canary FILE: write a random token that exists only in this process's
-// memory into FILE (inside a mounted vault), and fsync it.
+// write-canary [-as NAME] FILE: write a random token that exists only in
+// this process's memory into FILE (inside a mounted vault), and fsync it;
+// with -as, as the user NAME of TestE2EUser.
 func cmdWriteCanary(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: write-canary FILE")
+	as := ""
+	if len(args) == 3 && args[0] == "-as" {
+		as, args = args[1], args[2:]
 	}
-	var b [16]byte
-	rand.Read(b[:])
-	token := "CRYPTVOL-CANARY-" + hex.EncodeToString(b[:])
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: write-canary [-as NAME] FILE")
+	}
+	token := newCanary()
 	canaryMu.Lock()
 	canaries[ts] = token
 	canaryMu.Unlock()
+	if as != "" {
+		u, ok := scriptUsers(ts).users[as]
+		if !ok {
+			ts.Fatalf("write-canary: no user %q", as)
+		}
+		ts.Check(writeCanaryAs(u, ts.MkAbs(args[0]), token))
+		return
+	}
 	f, err := os.Create(ts.MkAbs(args[0]))
 	ts.Check(err)
 	for i := 0; i < 1000; i++ {
