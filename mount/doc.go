@@ -7,10 +7,15 @@
 // JSON message and the master key over pipes. The server hardens itself (no
 // core dumps, memory locked), opens the vault, records it in the Registry
 // before attaching anything (so a crash half-way is always found and cleaned
-// up), makes it a kernel block device — a loop device over a private FUSE
-// file (attachLoop: packages fusefile and loopdev) or a /dev/nbdN served by
-// package nbd — mounts its filesystem (package fsys), and answers status and
-// close requests on a control socket until Close, or a signal, closes it.
+// up), exposes it — as root, a kernel block device: a loop device over a
+// private FUSE file (attachLoop: packages fusefile and loopdev) or a /dev/nbdN
+// served by package nbd, whose filesystem the kernel mounts (package fsys);
+// as anyone, the fuse path: the private FUSE file alone, whose filesystem a
+// userspace driver mounts (attachFUSE: packages fusefile and userfs) — and
+// answers status and close requests on a control socket until Close, or a
+// signal, closes it. Each user has registries of their own (registries.go);
+// a server that may not lock all its memory locks its buffers of decrypted
+// data within the limit (memlock.go).
 // Close is the other end of that socket; a server that died is cleaned up by
 // CleanupStale. Both ends of each protocol live here.
 //
@@ -24,6 +29,8 @@
 //   - loopdev: loop devices (attach with direct I/O, detach); uses fsys.
 //   - fusefile: a Device served as the one file of a private FUSE mount;
 //     uses fsys.
+//   - userfs: a userspace filesystem driver (fuse2fs, fusefat) mounting the
+//     filesystem in an image file; uses fsys.
 //
 // Nothing here prints, prompts or exits: the CLI does.
 package mount

@@ -27,7 +27,8 @@ and the vault is locked when the last file on it is closed.
 A vault whose server died (killed, crashed) is cleaned up: its mount, device
 and private FUSE mount are removed; everything it had flushed is in the file.
 
-A user closes their own vaults; root closes anyone's.`,
+A user closes their own vaults; root closes anyone's, and with --all every
+vault 'cryptvol list' shows it, every user's.`,
 		Example: `  cryptvol close /mnt/secret
   cryptvol close vault.cv
   cryptvol close --all`,

@@ -287,8 +287,12 @@ func formatter(fs string, size int64) (func(*container.Volume) error, error) {
 	}, nil
 }
 
-// sudoOwner returns the user who ran cryptvol through sudo, if any.
+// sudoOwner returns the user who ran cryptvol through sudo, if any and if
+// cryptvol runs as root.
 func sudoOwner() *mount.Owner {
+	if os.Geteuid() != 0 {
+		return nil // sudo -u someone: the files are someone's already
+	}
 	uid, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
 	gid, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
 	if err1 != nil || err2 != nil || uid == 0 {
