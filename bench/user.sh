@@ -206,10 +206,10 @@ awk -v rounds="$ROUNDS" -v fiosz="$FIOSZ" -v randtime="$RANDTIME" '
 		print "fio on ext4 in a vault, median of " rounds " rounds (paths alternating); " fiosz " file, randread " randtime " s"
 		printf "  %-10s %9s %9s %10s %6s %6s %6s   %s\n", "path", "write", "read", "randread", "", "", "", "CPU s per phase: server / driver / fio"
 		printf "  %-10s %9s %9s %10s %6s %6s %6s\n", "", "MiB/s", "MiB/s", "IOPS", "w x", "r x", "rr x"
+		lw = median("loop" SUBSEP "seqwrite" SUBSEP 4); lr = median("loop" SUBSEP "seqread" SUBSEP 4); lrr = median("loop" SUBSEP "randread" SUBSEP 5)
 		for (i = 1; i <= np; i++) {
 			p = order[i]
 			w = median(p SUBSEP "seqwrite" SUBSEP 4); r = median(p SUBSEP "seqread" SUBSEP 4); rr = median(p SUBSEP "randread" SUBSEP 5)
-			if (p == "loop") { lw = w; lr = r; lrr = rr }
 			line[i] = sprintf("  %-10s %9.0f %9.0f %10.0f", p, w, r, rr)
 			ratio[i] = (lw && lr && lrr) ? sprintf(" %5.2fx %5.2fx %5.2fx", w / lw, r / lr, rr / lrr) : "      -      -      -"
 			cpus[i] = ""

@@ -34,6 +34,7 @@ func TestE2EUser(t *testing.T) {
 	e2e.Root(t)
 	e2e.Tools(t, "useradd", "userdel", "setpriv", "unshare", "prlimit", "fusermount3", "fuse2fs", "fusefat",
 		"mkfs.ext4", "mkfs.vfat", "mkfs.xfs", "e2fsck", "fsck.vfat", "findmnt", "sync")
+	e2e.CheckLeaks(t)
 	users := map[string]e2e.User{}
 	for _, name := range []string{"alice", "bob", "carol"} {
 		users[name] = e2e.NewUser(t, name)

@@ -101,9 +101,18 @@ func (v *volumeFS) GetAttr(_ <-chan struct{}, in *fuse.GetAttrIn, out *fuse.Attr
 }
 
 // SetAttr refuses every change: mode, owner, times and above all size (a
-// truncate would silently cut the volume).
-func (v *volumeFS) SetAttr(_ <-chan struct{}, _ *fuse.SetAttrIn, _ *fuse.AttrOut) fuse.Status {
-	return fuse.EPERM
+// truncate would silently cut the volume). With a writeback cache, though,
+// the kernel sends the times it kept itself when the file is synced or
+// closed, and refusing them would fail the sync: there a change of times
+// alone is answered with the attributes as they are (times are not kept).
+func (v *volumeFS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	const times = fuse.FATTR_ATIME | fuse.FATTR_MTIME | fuse.FATTR_CTIME | fuse.FATTR_ATIME_NOW |
+		fuse.FATTR_MTIME_NOW | fuse.FATTR_FH | fuse.FATTR_LOCKOWNER
+	if v.cache != WritebackCache || in.Valid&^times != 0 {
+		return fuse.EPERM
+	}
+	out.SetTimeout(volumeAttrTimeout)
+	return v.attr(in.NodeId, &out.Attr)
 }
 
 func (v *volumeFS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {

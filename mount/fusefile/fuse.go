@@ -36,9 +36,9 @@ const fuseMaxWrite = 1 << 20
 
 // fuseCachedMaxWrite is the largest request with a page cache: the kernel
 // reads ahead 128 KiB at a time (the default of a FUSE mount's
-// read_ahead_kb) and writes through what the program wrote, 4 KiB blocks
-// from fuse2fs; larger requests do not come, and smaller buffers fit a
-// limited RLIMIT_MEMLOCK better.
+// read_ahead_kb), so larger reads do not come; larger writebacks would, but
+// measured no faster behind fuse2fs, and smaller buffers fit a limited
+// RLIMIT_MEMLOCK better.
 const fuseCachedMaxWrite = 128 << 10
 
 // fuseUnmountWait is how long Close retries an unmount refused as busy.
@@ -59,8 +59,9 @@ type Options struct {
 	// sync that failed for lack of space.
 	OnError func(op string, off int64, err error)
 	// Cache chooses whether the kernel caches the file (DirectIO, the
-	// default, for a loop device; PageCache for a userspace filesystem
-	// driver, whose small reads it gathers into readahead).
+	// default, for a loop device; PageCache or WritebackCache for a
+	// userspace filesystem driver, whose small reads and writes it
+	// gathers: see Cache).
 	Cache Cache
 	// LockBuffer, if set, is called with every buffer that is about to
 	// hold, or holds, decrypted data (a server that cannot lock all its
@@ -82,12 +83,19 @@ const (
 	DirectIO Cache = iota
 	// PageCache: reads are cached, with the kernel's readahead, across
 	// opens (FOPEN_KEEP_CACHE: nothing else changes the file); writes go
-	// through to the server before they return, so what a write returned
-	// for is in the vault file (its host's page cache) as with DirectIO.
-	// No writeback cache (FUSE_WRITEBACK_CACHE): written data would wait in
-	// the kernel, not yet in the vault, to be lost with this server, and it
-	// did not make fuse2fs faster (docs/PERFORMANCE.md).
+	// through to the server before they return.
 	PageCache
+	// WritebackCache: PageCache, and writes are cached too
+	// (FUSE_WRITEBACK_CACHE): the kernel writes them back later, in large
+	// requests, and before an fsync of the file returns, which then
+	// reaches Device.Sync. What was synced is as durable as without the
+	// cache. What was written but not synced may still be in the kernel,
+	// not yet in the vault file, when this server dies, and is then lost
+	// (and the kernel writes back in its own order, not the writer's), as a
+	// kernel filesystem's unsynced writes are lost on the loop and NBD
+	// paths when their server dies. The kernel keeps a FUSE mount's dirty
+	// pages few (a strict per-device limit).
+	WritebackCache
 )
 
 // File is a Device served as the one regular file of a private FUSE mount.
@@ -172,6 +180,9 @@ func Serve(dev Device, opts Options) (*File, error) {
 	}
 	if opts.Cache != DirectIO {
 		mo.MaxWrite = fuseCachedMaxWrite
+	}
+	if opts.Cache == WritebackCache && !opts.ReadOnly {
+		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}
 	vfs := newVolumeFS(dev, opts.ReadOnly, opts.OnError)
 	vfs.lock = opts.LockBuffer

@@ -553,3 +553,54 @@ func TestFUSEFilePageCache(t *testing.T) {
 		t.Errorf("read by a second open: %q, %v; want the cached page", page[:7], err)
 	}
 }
+
+// TestFUSEFileWritebackCache: with the writeback cache, an fsync of the file
+// brings what was written to the device and syncs it; a change of times
+// alone is accepted (the kernel sends its own at fsync), any other refused.
+func TestFUSEFileWritebackCache(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	dev := nbdtest.New(8<<20, 4096)
+	f, err := Serve(dev, Options{BaseDir: filepath.Join(t.TempDir(), "base"), ID: "vol", Cache: WritebackCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	file, err := os.OpenFile(f.Path(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	data := bytes.Repeat([]byte("written back "), 1000)
+	if _, err := file.WriteAt(data, 4096); err != nil {
+		t.Fatal(err)
+	}
+	before := dev.Syncs()
+	if err := file.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	if dev.Syncs() == before {
+		t.Error("fsync did not sync the device")
+	}
+	got := make([]byte, len(data))
+	dev.ReadAt(got, 4096)
+	if !bytes.Equal(got, data) {
+		t.Error("the device lacks data written before an fsync")
+	}
+	if err := os.Chtimes(f.Path(), time.Now(), time.Now()); err != nil {
+		t.Errorf("changing the times: %v", err)
+	}
+	if err := os.Truncate(f.Path(), 4096); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("truncate: %v, want EPERM", err)
+	}
+	if err := os.Chmod(f.Path(), 0o644); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("chmod: %v, want EPERM", err)
+	}
+	if st, err := os.Stat(f.Path()); err != nil || st.Size() != dev.Size() {
+		t.Errorf("size %v, %v after the refused truncate", st.Size(), err)
+	}
+}
