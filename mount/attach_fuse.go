@@ -22,11 +22,10 @@ type fuseAttachment struct {
 // (docs/PERFORMANCE.md, "Without root"). fuse2fs reads and writes its image
 // one 4 KiB block at a time, each a round trip to this server without a
 // cache. With the page cache, reads come from the kernel's readahead in
-// 128 KiB requests: sequential reads ran 5.7 times as fast (177 against 31
-// MiB/s, bench/user.sh). With the writeback cache as well, writes are
-// gathered too: sequential writes ran 1.3 times as fast (43 against 32
-// MiB/s), for a sixth of this server's CPU time, up to what fuse2fs does on
-// a plaintext image. Its cost, written data in the kernel and not yet in the
+// 128 KiB requests: sequential reads ran 5.7 times as fast (bench/user.sh).
+// With the writeback cache as well, writes are gathered too, for a sixth of
+// this server's CPU time, and ran up to 1.3 times as fast (fuse2fs itself
+// is their limit). Its cost, written data in the kernel and not yet in the
 // vault when the server dies, is the kernel filesystem's on the other paths
 // (fusefile.WritebackCache); fsync is as durable as without it.
 const fuseCache = fusefile.WritebackCache

@@ -29,7 +29,8 @@ const (
 // write what it holds and exit once its filesystem is unmounted.
 const driverExitWait = 2 * time.Minute
 
-// attachment is the volume made into a kernel block device.
+// attachment is the volume exposed to the system: made into a kernel block
+// device (loop, NBD), or served as a FUSE file (fuse).
 type attachment interface {
 	DevicePath() string
 	// Close detaches the device; it fails with fsys.ErrDeviceInUse while a
