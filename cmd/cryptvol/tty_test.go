@@ -202,17 +202,26 @@ func TestTerminalRestoreConfirmation(t *testing.T) {
 	}
 }
 
-// TestNotRoot runs open and close as an unprivileged user: a clear error that
-// says what is needed, exit 1, nothing attempted.
+// TestNotRoot runs open and close as an unprivileged user (nobody): the
+// kernel paths are refused with a clear error and what to do instead, exit 1,
+// nothing attempted; close looks in nobody's own registries only. (The fuse
+// path, which such a user gets, is TestE2EUser's.)
 func TestNotRoot(t *testing.T) {
 	exe, dir := unprivilegedCopy(t)
-	for _, args := range [][]string{{"open", "v.cv", "mnt"}, {"close", "mnt"}} {
-		c := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep)
-		out, _ := c.CombinedOutput()
-		if c.ProcessState.ExitCode() != exitError || !strings.Contains(string(out), "needs root") || !strings.Contains(string(out), "hint: run it with sudo") {
-			t.Fatalf("%v as nobody: exit %d, output %q", args, c.ProcessState.ExitCode(), out)
+	for _, c := range []struct {
+		args       []string
+		want, hint string
+	}{
+		{[]string{"open", "v.cv", "mnt", "--via", "loop"}, "--via loop needs root", "hint: as an ordinary user only --via fuse"},
+		{[]string{"open", "v.cv", "mnt", "--via", "nbd"}, "--via nbd needs root", "hint: as an ordinary user only --via fuse"},
+		{[]string{"close", "mnt"}, "no open vault has this mount point", "hint: `cryptvol list` shows the open vaults"},
+	} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, c.args...)...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CRYPTVOL_TEST_RUN_MAIN=1", "GORACE="+noRaceExitSleep, "XDG_RUNTIME_DIR=", "CRYPTVOL_RUN_DIR=")
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != exitError || !strings.Contains(string(out), c.want) || !strings.Contains(string(out), c.hint) {
+			t.Fatalf("%v as nobody: exit %d, output %q", c.args, cmd.ProcessState.ExitCode(), out)
 		}
 	}
 }
