@@ -66,8 +66,9 @@ the filesystem's own read-only check first (e2fsck -n -f, xfs_repair -n,
 btrfs check --readonly, fsck.vfat -n) and does not mount a filesystem that
 fails it. By default (--check=auto) it runs when someone other than root could
 have written the vault: the file belongs to another user or is writable by its
-group or others, or its directory lets someone other than root replace it.
---check=never skips it.
+group or others, or its directory lets someone other than root replace it. For
+an ordinary user, whose filesystem driver parses the filesystem as that user,
+that is someone other than root or that user. --check=never skips it.
 
 VeraCrypt and TrueCrypt volumes open with --type veracrypt (TrueCrypt 6 and 7
 volumes too) or --type truecrypt: the passphrase finds the header by trying
@@ -302,7 +303,9 @@ func checkNotOpen(u *ui, abs string) error {
 // someone other than root could have written the vault file — it belongs to
 // another user, its group or others may write it, or its directory lets
 // someone other than root replace it — and so shaped the filesystem the
-// kernel is about to parse as root (SECURITY.md "Foreign filesystems").
+// kernel is about to parse as root (SECURITY.md "Foreign filesystems"). For
+// an ordinary user, whose driver parses it as that user, the user is trusted
+// as root is.
 func checkBeforeMount(path, mode string, mounting bool) (check bool, why string, err error) {
 	switch mode {
 	case "never":
@@ -316,21 +319,23 @@ func checkBeforeMount(path, mode string, mounting bool) (check bool, why string,
 		if !mounting {
 			return false, "", nil
 		}
-		why := foreignWriter(path)
+		why := foreignWriter(path, os.Geteuid())
 		return why != "", why, nil
 	}
 	return false, "", &usageError{fmt.Sprintf("--check=%q: must be auto, always or never", mode)}
 }
 
-// foreignWriter says who other than root could have written the file at
-// path, or "" if no one.
-func foreignWriter(path string) string {
+// foreignWriter says who other than root and the user uid could have written
+// the file at path, or "" if no one. For root that is anyone but root; an
+// ordinary user's vault is theirs to shape, and the filesystem in it is
+// parsed by a driver running as them (the fuse path).
+func foreignWriter(path string, uid int) string {
 	var st, dir unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return ""
 	}
 	switch {
-	case st.Uid != 0:
+	case st.Uid != 0 && int(st.Uid) != uid:
 		return fmt.Sprintf("the vault file belongs to uid %d", st.Uid)
 	case st.Mode&0o022 != 0:
 		return fmt.Sprintf("the vault file's mode %#o lets others write it", st.Mode&0o777)
@@ -339,7 +344,7 @@ func foreignWriter(path string) string {
 		return ""
 	}
 	switch {
-	case dir.Uid != 0:
+	case dir.Uid != 0 && int(dir.Uid) != uid:
 		return fmt.Sprintf("its directory belongs to uid %d, who could replace it", dir.Uid)
 	case dir.Mode&0o022 != 0 && dir.Mode&unix.S_ISVTX == 0:
 		return fmt.Sprintf("its directory's mode %#o lets others replace it", dir.Mode&0o7777)

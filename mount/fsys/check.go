@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 )
@@ -51,7 +50,7 @@ func Check(ctx context.Context, dev, fstype string) (string, error) {
 		return "", fmt.Errorf("check: %w", err)
 	}
 	command := f.CheckCommand()
-	prog, err := exec.LookPath(f.check)
+	prog, err := LookPath(f.check)
 	if err != nil {
 		return command, &CheckError{Dev: dev, Command: command, Err: fmt.Errorf("%s not found (install %s)", f.check, f.Package)}
 	}
