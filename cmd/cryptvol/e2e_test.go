@@ -24,6 +24,7 @@ import (
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/internal/e2e"
 	"github.com/cryptvol/cryptvol/mount"
+	"github.com/cryptvol/cryptvol/mount/fsys"
 	"github.com/cryptvol/cryptvol/mount/nbd"
 	"github.com/cryptvol/cryptvol/mount/nbd/nbdtest"
 	"github.com/cryptvol/cryptvol/tcrypt"
@@ -102,6 +103,7 @@ func TestE2E(t *testing.T) {
 			"overlap-writes":   cmdOverlapWrites,
 			"unpack-tcrypt":    cmdUnpackTCrypt,
 			"tclegacy":         cmdTCLegacy,
+			"wait-busy":        cmdWaitBusy,
 			"hold-weird":       cmdHoldWeird,
 			"release-weird":    cmdReleaseWeird,
 			"reuse-device":     cmdReuseDevice,
@@ -274,6 +276,25 @@ func cmdVaultDevice(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%d open vaults, want 1", len(states))
 	}
 	ts.Setenv(args[0], states[0].Device)
+}
+
+// wait-busy DIR: wait until something holds the mount at DIR (a process
+// started in the background has entered it), rather than sleep and hope.
+func cmdWaitBusy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: wait-busy DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var be *fsys.BusyError
+		if errors.As(fsys.Busy(dir, syscall.EBUSY), &be) && len(be.Holders) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing holds %s", dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // wait-closed: wait until this script's registry lists no open vault (a

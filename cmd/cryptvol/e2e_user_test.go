@@ -117,6 +117,7 @@ func TestE2EUser(t *testing.T) {
 			"vault-file":       cmdVaultFile,
 			"memlock":          cmdMemlock,
 			"wait-user-closed": cmdWaitUserClosed,
+			"wait-busy":        cmdWaitBusy,
 		},
 	}
 	if dl, ok := t.Deadline(); ok {
