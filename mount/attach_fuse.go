@@ -30,6 +30,13 @@ type fuseAttachment struct {
 // (fusefile.WritebackCache); fsync is as durable as without it.
 const fuseCache = fusefile.WritebackCache
 
+// driverSource is the source the mount table shows for the filesystem
+// driver's mount of the vault id: a name, not the FUSE file's path. A FUSE
+// mount made without allow_other refuses root as well as other users, and
+// tools that stat the source of every mount (mkfs.btrfs, before it writes)
+// fail on a path they may not reach.
+func driverSource(id string) string { return "cryptvol:" + id }
+
 // attachFUSE serves dev as a FUSE file (as root with mount(2), as anyone
 // else through fusermount3).
 func attachFUSE(dev fusefile.Device, opts loopOptions) (*fuseAttachment, error) {

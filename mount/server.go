@@ -200,7 +200,7 @@ func (s *server) mountUserspace(a *fuseAttachment, fstype, dir, options string) 
 	if fs.Driver == "" {
 		return fmt.Errorf("the vault holds %s, which only the kernel mounts: %w", fstype, ErrNeedsKernel)
 	}
-	o := userfs.Options{ReadOnly: s.cfg.ReadOnly, UID: -1, GID: -1, MountOptions: options}
+	o := userfs.Options{ReadOnly: s.cfg.ReadOnly, UID: -1, GID: -1, MountOptions: options, FSName: driverSource(s.cfg.ID)}
 	if os.Geteuid() == 0 {
 		// Root's kernel mounts are open to every user the files'
 		// modes allow; so is this one.

@@ -170,7 +170,10 @@ func (r Registry) cleanupStaleFUSE(s State, lazy bool) error {
 		if err != nil {
 			return err
 		}
-		if ok && strings.HasPrefix(m.FSType, "fuse") && slices.Contains(r.fuseFileNames(s.ID), m.Source) {
+		// Its source is driverSource, or the FUSE file's path where an
+		// earlier cryptvol mounted it.
+		if ok && strings.HasPrefix(m.FSType, "fuse") &&
+			(m.Source == driverSource(s.ID) || slices.Contains(r.fuseFileNames(s.ID), m.Source)) {
 			if err := fsys.UnmountFUSE(mp, lazy); err != nil && !errors.Is(err, fsys.ErrNotMounted) {
 				return err
 			}

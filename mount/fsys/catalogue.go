@@ -44,9 +44,10 @@ type Filesystem struct {
 	// it to mkfs).
 	imageArgs func(sectorSize, uid, gid int) []string
 	// driverArgs are the driver's arguments: the image file, the directory,
+	// the mount's source as the mount table shows it (DriverCommand),
 	// read-only, and the owner files are shown with when the filesystem has
 	// none (uid < 0: the driver's default).
-	driverArgs func(file, dir string, readOnly bool, uid, gid int) []string
+	driverArgs func(file, dir, fsname string, readOnly bool, uid, gid int) []string
 
 	// check is the program that checks the filesystem without changing
 	// anything (Check), and checkArgs its arguments before the device.
@@ -84,15 +85,18 @@ var catalogue = []Filesystem{
 			return []string{"-E", ext}
 		},
 		Driver: "fuse2fs", DriverPackage: "fuse2fs",
-		driverArgs: func(file, dir string, ro bool, _, _ int) []string {
-			// fuse2fs adds kernel_cache, use_ino, attr_timeout=0 and
-			// big_writes itself. It does not write ext4's journal:
-			// after a crash the filesystem wants e2fsck.
+		driverArgs: func(file, dir, fsname string, ro bool, _, _ int) []string {
+			// fuse2fs adds its default options after the user's, and
+			// with them fsname=FILE, which would win over ours: they
+			// are left out (no_default_opts) and given here, as
+			// fuse2fs 1.47 gives them, but fsname. It does not write
+			// ext4's journal: after a crash the filesystem wants e2fsck.
 			mode := "rw"
 			if ro {
 				mode = "ro"
 			}
-			return []string{file, dir, "-f", "-o", mode}
+			return []string{file, dir, "-f", "-o", mode + ",no_default_opts," +
+				"kernel_cache,subtype=ext4,use_ino,attr_timeout=0,big_writes,fsname=" + fsname}
 		}},
 	{Name: "xfs", MinSize: 300 << 20, Package: "xfsprogs", Owners: true,
 		mkfs: "mkfs.xfs", mkfsArgs: []string{"-q", "-f", "-K"}, labelOpt: "-L", labelMax: 12,
@@ -109,7 +113,7 @@ var catalogue = []Filesystem{
 		check: "fsck.vfat", checkArgs: []string{"-n"},
 		imageArgs: func(ss, _, _ int) []string { return []string{"-S", fmt.Sprint(ss)} },
 		Driver:    "fusefat", DriverPackage: "fusefat",
-		driverArgs: func(file, dir string, ro bool, uid, gid int) []string {
+		driverArgs: func(file, dir, fsname string, ro bool, uid, gid int) []string {
 			// fusefat wants to be told either way: ro, or rw+ (writing
 			// is "experimental"). It runs single-threaded (-s): it is
 			// not known to be safe otherwise.
@@ -117,7 +121,7 @@ var catalogue = []Filesystem{
 			if ro {
 				mode = "ro"
 			}
-			args := []string{file, dir, "-f", "-s", "-o", mode + ",fsname=" + file}
+			args := []string{file, dir, "-f", "-s", "-o", mode + ",fsname=" + fsname}
 			if uid >= 0 {
 				args = append(args, "-o", fmt.Sprintf("uid=%d,gid=%d", uid, gid))
 			}
@@ -167,14 +171,17 @@ func ForType(fstype string) (Filesystem, error) {
 }
 
 // DriverCommand is the command line that makes Driver serve the filesystem
-// in the image file on dir, in the foreground. uid and gid own the files of
-// a filesystem without owners (vfat); -1 for the driver's default. options
-// are the user's mount options, passed on with -o.
-func (f Filesystem) DriverCommand(file, dir string, readOnly bool, uid, gid int, options string) []string {
+// in the image file on dir, in the foreground. fsname is the mount's source
+// in the mount table (the drivers' default, the image's path, would break
+// root's tools: see userfs.Options.FSName); it must not hold a comma or
+// backslash. uid and gid own the files of a filesystem without owners
+// (vfat); -1 for the driver's default. options are the user's mount
+// options, passed on with -o.
+func (f Filesystem) DriverCommand(file, dir, fsname string, readOnly bool, uid, gid int, options string) []string {
 	if f.Driver == "" {
 		return nil
 	}
-	args := append([]string{f.Driver}, f.driverArgs(file, dir, readOnly, uid, gid)...)
+	args := append([]string{f.Driver}, f.driverArgs(file, dir, fsname, readOnly, uid, gid)...)
 	if o := strings.Trim(options, ","); o != "" {
 		args = append(args, "-o", o)
 	}

@@ -13,6 +13,9 @@ import (
 	"github.com/cryptvol/cryptvol/internal/e2e"
 )
 
+// fuse2fsOptions are the defaults fuse2fs 1.47 would add, less its fsname.
+const fuse2fsOptions = "no_default_opts,kernel_cache,subtype=ext4,use_ino,attr_timeout=0,big_writes,fsname="
+
 func TestCatalogueDrivers(t *testing.T) {
 	for probed, want := range map[string]string{"ext2": "fuse2fs", "ext3": "fuse2fs", "ext4": "fuse2fs", "vfat": "fusefat", "xfs": "", "btrfs": ""} {
 		f, err := ForType(probed)
@@ -38,24 +41,24 @@ func TestCatalogueDrivers(t *testing.T) {
 		opts     string
 		want     []string
 	}{
-		{ext4, false, -1, -1, "", []string{"fuse2fs", "/f", "/d", "-f", "-o", "rw"}},
-		{ext4, true, -1, -1, "noatime,", []string{"fuse2fs", "/f", "/d", "-f", "-o", "ro", "-o", "noatime"}},
+		{ext4, false, -1, -1, "", []string{"fuse2fs", "/f", "/d", "-f", "-o", "rw," + fuse2fsOptions + "cv:1"}},
+		{ext4, true, -1, -1, "noatime,", []string{"fuse2fs", "/f", "/d", "-f", "-o", "ro," + fuse2fsOptions + "cv:1", "-o", "noatime"}},
 	} {
-		if got := c.f.DriverCommand("/f", "/d", c.ro, c.uid, c.gid, c.opts); !slices.Equal(got, c.want) {
+		if got := c.f.DriverCommand("/f", "/d", "cv:1", c.ro, c.uid, c.gid, c.opts); !slices.Equal(got, c.want) {
 			t.Errorf("%s ro=%v: %q, want %q", c.f.Name, c.ro, got, c.want)
 		}
 	}
 	vfat, _ := Lookup("vfat")
-	got := strings.Join(vfat.DriverCommand("/f", "/d", false, 1000, 1001, ""), " ")
-	if want := "fusefat /f /d -f -s -o rw+,fsname=/f -o uid=1000,gid=1001"; got != want {
+	got := strings.Join(vfat.DriverCommand("/f", "/d", "cv:1", false, 1000, 1001, ""), " ")
+	if want := "fusefat /f /d -f -s -o rw+,fsname=cv:1 -o uid=1000,gid=1001"; got != want {
 		t.Errorf("vfat: %q, want %q", got, want)
 	}
-	got = strings.Join(vfat.DriverCommand("/f", "/d", true, -1, -1, ""), " ")
-	if want := "fusefat /f /d -f -s -o ro,fsname=/f"; got != want {
+	got = strings.Join(vfat.DriverCommand("/f", "/d", "cv:1", true, -1, -1, ""), " ")
+	if want := "fusefat /f /d -f -s -o ro,fsname=cv:1"; got != want {
 		t.Errorf("vfat read-only: %q, want %q", got, want)
 	}
 	xfs, _ := Lookup("xfs")
-	if xfs.DriverCommand("/f", "/d", false, -1, -1, "") != nil {
+	if xfs.DriverCommand("/f", "/d", "cv:1", false, -1, -1, "") != nil {
 		t.Error("xfs has a driver command")
 	}
 }

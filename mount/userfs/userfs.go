@@ -38,6 +38,13 @@ type Options struct {
 	UID, GID int
 	// MountOptions are the user's, passed to the driver with -o.
 	MountOptions string
+	// FSName is the mount's source as the mount table shows it (required;
+	// no comma, backslash or white space). It must not be a path: the
+	// drivers would name the image file, and a FUSE mount made without
+	// allow_other refuses everyone but its user, root too, so a root tool
+	// that stats every mount's source fails on it (mkfs.btrfs: "cannot
+	// check mount status ...: Permission denied").
+	FSName string
 }
 
 // Mount is a filesystem mounted by a running driver process.
@@ -59,16 +66,16 @@ func Start(fs fsys.Filesystem, file, dir string, o Options) (*Mount, error) {
 	if fs.Driver == "" {
 		return nil, fmt.Errorf("%s: %w", fs.Name, ErrNoDriver)
 	}
-	// The drivers take the file in a -o list (fsname=), where a comma
-	// would split it.
-	if strings.ContainsAny(file, ",\\\n") {
-		return nil, fmt.Errorf("%s: %q has a comma, backslash or newline, which %s cannot take", fs.Driver, file, fs.Driver)
+	// The drivers take the name in a -o list, where a comma would split
+	// it; the mount table would show white space escaped.
+	if o.FSName == "" || strings.HasPrefix(o.FSName, "/") || strings.ContainsAny(o.FSName, ",\\ \t\n") {
+		return nil, fmt.Errorf("%s: mount source %q is empty, a path, or has a comma, backslash or white space", fs.Driver, o.FSName)
 	}
 	prog, err := fsys.LookPath(fs.Driver)
 	if err != nil {
 		return nil, fmt.Errorf("%s not found (install %s): %w", fs.Driver, fs.DriverPackage, err)
 	}
-	argv := fs.DriverCommand(file, dir, o.ReadOnly, o.UID, o.GID, o.MountOptions)
+	argv := fs.DriverCommand(file, dir, o.FSName, o.ReadOnly, o.UID, o.GID, o.MountOptions)
 	out := &capture{max: outputMax}
 	cmd := &exec.Cmd{
 		Path:   prog,

@@ -62,8 +62,8 @@ func start(t *testing.T, f fsys.Filesystem, img string, o Options) *Mount {
 func TestMountWriteUnmount(t *testing.T) {
 	f := prerequisites(t)
 	img := image(t)
-	m := start(t, f, img, Options{UID: -1, GID: -1})
-	if e, ok, err := fsys.MountAt(m.Dir()); err != nil || !ok || e.FSType != "fuse.ext4" || e.Source != img {
+	m := start(t, f, img, Options{UID: -1, GID: -1, FSName: "cryptvol:test"})
+	if e, ok, err := fsys.MountAt(m.Dir()); err != nil || !ok || e.FSType != "fuse.ext4" || e.Source != "cryptvol:test" {
 		t.Fatalf("mount at %s: %+v %v %v", m.Dir(), e, ok, err)
 	}
 	if err := os.WriteFile(filepath.Join(m.Dir(), "a.txt"), []byte("hello"), 0o600); err != nil {
@@ -79,7 +79,7 @@ func TestMountWriteUnmount(t *testing.T) {
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck after the unmount: %v\n%s", err, out)
 	}
-	m = start(t, f, img, Options{ReadOnly: true, UID: -1, GID: -1})
+	m = start(t, f, img, Options{ReadOnly: true, UID: -1, GID: -1, FSName: "cryptvol:test"})
 	if b, err := os.ReadFile(filepath.Join(m.Dir(), "a.txt")); err != nil || string(b) != "hello" {
 		t.Fatalf("read back: %q, %v", b, err)
 	}
@@ -90,7 +90,7 @@ func TestMountWriteUnmount(t *testing.T) {
 
 func TestUnmountBusy(t *testing.T) {
 	f := prerequisites(t)
-	m := start(t, f, image(t), Options{UID: -1, GID: -1})
+	m := start(t, f, image(t), Options{UID: -1, GID: -1, FSName: "cryptvol:test"})
 	h, err := os.Create(filepath.Join(m.Dir(), "held"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestStartFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, err := Start(f, junk, dir, Options{UID: -1, GID: -1})
+	_, err := Start(f, junk, dir, Options{UID: -1, GID: -1, FSName: "cryptvol:test"})
 	if err == nil || !strings.Contains(err.Error(), "fuse2fs could not mount") || !strings.Contains(err.Error(), "e2fsck") {
 		t.Errorf("mounting a file of zeros: %v, want fuse2fs's own message", err)
 	}
@@ -132,7 +132,9 @@ func TestStartFails(t *testing.T) {
 	if _, err := Start(xfs, junk, dir, Options{}); !errors.Is(err, ErrNoDriver) {
 		t.Errorf("xfs: %v, want ErrNoDriver", err)
 	}
-	if _, err := Start(f, dir+"/a,b", dir, Options{}); err == nil {
-		t.Error("a file name with a comma accepted")
+	for _, name := range []string{"", "/a", "a,b", `a\b`, "a b"} {
+		if _, err := Start(f, junk, dir, Options{FSName: name}); err == nil || !strings.Contains(err.Error(), "mount source") {
+			t.Errorf("mount source %q: %v", name, err)
+		}
 	}
 }
