@@ -40,6 +40,9 @@ func TestE2E(t *testing.T) {
 	e2e.Root(t)
 	e2e.Tools(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "findmnt", "losetup", "blkid", "e2fsck",
 		"nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio", "cryptsetup")
+	// If this binary dies before the scripts' cleanups run, the reaper
+	// closes their vaults and unmounts what is left.
+	rp := e2e.NewReaper(t)
 	p := testscript.Params{
 		Dir:                 "testdata/e2e",
 		RequireExplicitExec: true,
@@ -72,6 +75,11 @@ func TestE2E(t *testing.T) {
 				env.Setenv("WRITES", "31")
 				env.Setenv("MOUNT_VAULT_SIZE", "2G")
 			}
+			if err := enoughTime(t); err != nil {
+				return err
+			}
+			rp.Add(closeAllUndo(run))
+			rp.Add(e2e.Undo{UnmountUnder: env.WorkDir})
 			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
 				leaks := e2e.Snapshot(env.WorkDir).Minus(before)
@@ -146,6 +154,27 @@ func (t serialT) Parallel()     {}
 func (t serialT) Verbose() bool { return testing.Verbose() }
 func (t serialT) Run(name string, f func(testscript.T)) {
 	t.T.Run(name, func(t *testing.T) { f(serialT{t}) })
+}
+
+// closeAllUndo is what the reaper runs for a script whose test binary died:
+// close --all --force on the script's registry.
+func closeAllUndo(run string) e2e.Undo {
+	exe, _ := os.Executable()
+	return e2e.Undo{Command: []string{exe, "close", "--all", "--force"},
+		Env: []string{"CRYPTVOL_TEST_RUN_MAIN=1", "CRYPTVOL_RUN_DIR=" + run, "GORACE=" + noRaceExitSleep}}
+}
+
+// scriptTime is how long a script may take, at most, on a loaded machine.
+const scriptTime = 2 * time.Minute
+
+// enoughTime refuses to start a script that the -timeout of `go test`
+// could cut short: its panic ends the binary with no cleanup run (the
+// reaper then undoes what it can), and the error says to raise it.
+func enoughTime(t *testing.T) error {
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < scriptTime {
+		return fmt.Errorf("less than %v left before go test's -timeout (%v): run with a longer -timeout (scripts/test uses 40m)", scriptTime, time.Until(dl).Round(time.Second))
+	}
+	return nil
 }
 
 // cleanupAfterScript closes whatever a failed script left open.

@@ -35,11 +35,15 @@ func TestE2EUser(t *testing.T) {
 	e2e.Tools(t, "useradd", "userdel", "setpriv", "unshare", "prlimit", "fusermount3", "fuse2fs", "fusefat",
 		"mkfs.ext4", "mkfs.vfat", "mkfs.xfs", "e2fsck", "fsck.vfat", "findmnt", "sync")
 	e2e.CheckLeaks(t)
+	// If this binary dies before the cleanups run (a -timeout panic, a
+	// SIGKILL), the reaper closes the scripts' vaults, removes the users
+	// and unmounts what is left.
+	rp := e2e.NewReaper(t)
 	users := map[string]e2e.User{}
 	for _, name := range []string{"alice", "bob", "carol"} {
-		users[name] = e2e.NewUser(t, name)
+		users[name] = e2e.NewUser(t, rp, name)
 	}
-	e2e.GrantFUSE(t, users["alice"], users["bob"])
+	e2e.GrantFUSE(t, rp, users["alice"], users["bob"])
 
 	// The binary, where the users may run it: a copy of this test binary
 	// named cryptvol, which testscript.Main runs as the CLI.
@@ -90,7 +94,17 @@ func TestE2EUser(t *testing.T) {
 				e2e.UnmountUnder(u.RunDir)
 				os.RemoveAll(filepath.Join(u.RunDir, "cryptvol"))
 			}
-			env.Values[userKey{}] = &userEnv{users: users, bin: bin, noFUSE: noFUSE}
+			ue := &userEnv{users: users, bin: bin, noFUSE: noFUSE}
+			env.Values[userKey{}] = ue
+			if err := enoughTime(t); err != nil {
+				return err
+			}
+			rp.Add(closeAllUndo(filepath.Join(env.WorkDir, "run")))
+			for name, u := range users {
+				argv := asArgv(ue, u, filepath.Join(env.WorkDir, name), "", false, []string{"cryptvol", "close", "--all", "--force"})
+				rp.Add(e2e.Undo{Command: argv})
+			}
+			rp.Add(e2e.Undo{UnmountUnder: env.WorkDir})
 			before := e2e.Snapshot(env.WorkDir)
 			env.Defer(func() {
 				leaks := e2e.Snapshot(env.WorkDir).Minus(before)

@@ -13,10 +13,13 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cryptvol/cryptvol/cipher"
+	"github.com/cryptvol/cryptvol/internal/e2e"
 	"github.com/cryptvol/cryptvol/kdf"
 )
 
 func TestMain(m *testing.M) {
+	// The e2e tests' reaper (e2e.NewReaper) is this binary run again.
+	e2e.ReapIfAsked()
 	// Tests that need a real terminal start this binary as the CLI.
 	if os.Getenv("CRYPTVOL_TEST_RUN_MAIN") == "1" {
 		if dir := os.Getenv("CRYPTVOL_TEST_PEAK_RSS"); dir != "" {

@@ -31,8 +31,9 @@ type User struct {
 // NewUser makes an ordinary user for the test (useradd), named after label
 // with a random prefix, and a runtime directory /run/user/UID. At the end of
 // the test every process of the user is killed, and the user and the
-// directory are removed. It skips (or fails) without root or useradd.
-func NewUser(t testing.TB, label string) User {
+// directory are removed; rp, if not nil, removes them if the test binary
+// dies first. It skips (or fails) without root or useradd.
+func NewUser(t testing.TB, rp *Reaper, label string) User {
 	t.Helper()
 	Root(t)
 	Tools(t, "useradd", "userdel")
@@ -51,11 +52,13 @@ func NewUser(t testing.TB, label string) User {
 	t.Cleanup(func() { removeUser(t, u) })
 	pw, err := user.Lookup(name)
 	if err != nil {
+		rp.Add(Undo{User: &u})
 		t.Fatal(err)
 	}
 	u.UID, _ = strconv.Atoi(pw.Uid)
 	u.GID, _ = strconv.Atoi(pw.Gid)
 	u.RunDir = filepath.Join("/run/user", pw.Uid)
+	rp.Add(Undo{User: &u})
 	if err := os.MkdirAll(u.RunDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,8 @@ func NewUser(t testing.TB, label string) User {
 }
 
 // removeUser kills what the user left running, removes the runtime
-// directory (unmounting lazily what is mounted in it) and the user.
+// directory (unmounting lazily what is mounted in it) and the user. t may
+// be nil (a reaper's).
 func removeUser(t testing.TB, u User) {
 	if u.UID > 0 {
 		for _, pid := range ProcessesOf(u.UID) {
@@ -80,7 +84,7 @@ func removeUser(t testing.TB, u User) {
 		UnmountUnder(u.RunDir)
 		os.RemoveAll(u.RunDir)
 	}
-	if out, err := exec.Command("userdel", u.Name).CombinedOutput(); err != nil {
+	if out, err := exec.Command("userdel", u.Name).CombinedOutput(); err != nil && t != nil {
 		t.Errorf("userdel %s: %v: %s", u.Name, err, out)
 	}
 }
@@ -138,8 +142,9 @@ var fuseACL sync.Mutex // one test at a time changes /dev/fuse's ACL
 // with an entry each in its ACL, where they do not have it already (Debian
 // makes it 0666; a machine without udev leaves it 0600). The device's ACL
 // and mode are restored at the end of the test. Where the device takes no
-// ACL, it is made 0666 for the test instead.
-func GrantFUSE(t testing.TB, users ...User) {
+// ACL, it is made 0666 for the test instead. rp, if not nil, restores them
+// if the test binary dies first.
+func GrantFUSE(t testing.TB, rp *Reaper, users ...User) {
 	t.Helper()
 	var need []User
 	for _, u := range users {
@@ -161,14 +166,11 @@ func GrantFUSE(t testing.TB, users ...User) {
 	n, err := unix.Getxattr(fuseDevice, aclXattr, old)
 	hadACL := err == nil
 	old = old[:max(n, 0)]
+	was := fuseACLState{Mode: uint32(mode), HadACL: hadACL, ACL: old}
+	rp.Add(Undo{FUSEACL: &was})
 	t.Cleanup(func() {
 		defer fuseACL.Unlock()
-		if hadACL {
-			unix.Setxattr(fuseDevice, aclXattr, old, 0)
-		} else {
-			unix.Removexattr(fuseDevice, aclXattr)
-		}
-		os.Chmod(fuseDevice, os.FileMode(mode))
+		restoreFUSE(was)
 	})
 	var acl bytes.Buffer
 	binary.Write(&acl, binary.LittleEndian, uint32(aclVersion))
@@ -198,6 +200,16 @@ func GrantFUSE(t testing.TB, users ...User) {
 			t.Fatalf("%s still cannot open %s", u.Name, fuseDevice)
 		}
 	}
+}
+
+// restoreFUSE gives /dev/fuse back its mode and ACL.
+func restoreFUSE(was fuseACLState) {
+	if was.HadACL {
+		unix.Setxattr(fuseDevice, aclXattr, was.ACL, 0)
+	} else {
+		unix.Removexattr(fuseDevice, aclXattr)
+	}
+	os.Chmod(fuseDevice, os.FileMode(was.Mode))
 }
 
 // canOpenAs reports whether u may open path for reading and writing.
