@@ -169,8 +169,13 @@ const scriptTime = 2 * time.Minute
 
 // enoughTime refuses to start a script that the -timeout of `go test`
 // could cut short: its panic ends the binary with no cleanup run (the
-// reaper then undoes what it can), and the error says to raise it.
+// reaper then undoes what it can), and the error says to raise it. In the
+// kernel lab's guest, whose machine goes with whatever is left, the
+// scripts run to the -timeout.
 func enoughTime(t *testing.T) error {
+	if os.Getenv("CRYPTVOL_LAB") == "guest" {
+		return nil
+	}
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < scriptTime {
 		return fmt.Errorf("less than %v left before go test's -timeout (%v): run with a longer -timeout (scripts/test uses 40m)", scriptTime, time.Until(dl).Round(time.Second))
 	}
