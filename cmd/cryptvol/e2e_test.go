@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -204,7 +205,9 @@ func cmdWriteCanary(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	token := newCanary()
 	canaryMu.Lock()
-	canaries[ts] = token
+	// A second back from now: what holds the canary was written after
+	// this, whatever the clock granularity of its filesystem.
+	canaries[ts] = canary{token, time.Now().Add(-time.Second)}
 	canaryMu.Unlock()
 	if as != "" {
 		u, ok := scriptUsers(ts).users[as]
@@ -225,36 +228,94 @@ func cmdWriteCanary(ts *testscript.TestScript, neg bool, args []string) {
 
 var (
 	canaryMu sync.Mutex
-	canaries = map[*testscript.TestScript]string{}
+	canaries = map[*testscript.TestScript]canary{}
 )
+
+// canary is a script's token and when it came to be.
+type canary struct {
+	token   string
+	written time.Time
+}
 
 // no-canary PATH...: the canary appears in none of the files under the paths
 // (directories are walked; device files and the proc filesystem are skipped).
+// A file last modified before the canary existed cannot hold it and is not
+// read: on a shared machine /tmp holds gigabytes of others' files, which
+// took the user scripts past go test's -timeout.
 func cmdNoCanary(ts *testscript.TestScript, neg bool, args []string) {
 	canaryMu.Lock()
-	token, ok := canaries[ts]
+	c, ok := canaries[ts]
 	canaryMu.Unlock()
+	token := c.token
 	if neg || !ok {
 		ts.Fatalf("usage: no-canary PATH... (after write-canary)")
 	}
-	checked := 0
+	checked, old := 0, 0
 	for _, root := range args {
+		var rootDev uint64
+		if st, err := os.Stat(ts.MkAbs(root)); err == nil {
+			rootDev = st.Sys().(*syscall.Stat_t).Dev
+		}
 		filepath.WalkDir(ts.MkAbs(root), func(p string, d os.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
+			if err != nil {
 				return nil
 			}
-			b, err := os.ReadFile(p)
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			if info.Sys().(*syscall.Stat_t).Dev != rootDev {
+				// Another filesystem mounted below: another test's.
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			if info.ModTime().Before(c.written) {
+				old++
+				return nil
+			}
+			found, err := fileContains(p, token)
 			if err != nil {
 				return nil
 			}
 			checked++
-			if strings.Contains(string(b), token) {
+			if found {
 				ts.Fatalf("plaintext canary found in %s", p)
 			}
 			return nil
 		})
 	}
-	ts.Logf("canary absent from %d files", checked)
+	ts.Logf("canary absent from %d files (%d more older than it)", checked, old)
+}
+
+// fileContains reports whether the file at p holds s, reading it a MiB at a
+// time.
+func fileContains(p, s string) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20+len(s))
+	keep := 0 // bytes carried over from the last read, in case s spans two
+	for {
+		n, err := io.ReadFull(f, buf[keep:])
+		if bytes.Contains(buf[:keep+n], []byte(s)) {
+			return true, nil
+		}
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return false, nil
+			}
+			return false, err
+		}
+		keep = min(len(s)-1, keep+n)
+		copy(buf, buf[len(buf)-keep:])
+	}
 }
 
 // mounted DIR: DIR is a mount point (negate with !).
@@ -685,4 +746,22 @@ func cmdAddHidden(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 	}
 	ts.Check(f.Sync())
+}
+
+func TestFileContains(t *testing.T) {
+	token := newCanary()
+	for _, at := range []int{0, 1<<20 - 5, 1 << 20, 2<<20 + 3, 3 << 20} {
+		p := filepath.Join(t.TempDir(), "f")
+		b := make([]byte, 3<<20+len(token))
+		copy(b[at:], token)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := fileContains(p, token); !ok || err != nil {
+			t.Errorf("token at %d: %v, %v", at, ok, err)
+		}
+		if ok, _ := fileContains(p, token+"x"); ok {
+			t.Errorf("a longer token found at %d", at)
+		}
+	}
 }
