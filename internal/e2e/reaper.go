@@ -42,8 +42,8 @@ type Reaper struct {
 // Undo is one thing for the reaper to undo. Whatever their order of
 // arrival, it runs the commands first (closing vaults through their
 // servers), then removes the users (their processes killed, the mounts in
-// their runtime directories unmounted), then unmounts what is under the
-// directories, then restores /dev/fuse's ACL.
+// their runtime directories unmounted) and the empty directories, then
+// unmounts what is under the directories, then restores /dev/fuse's ACL.
 type Undo struct {
 	// Command is run, with Env added to the reaper's environment.
 	Command []string `json:",omitempty"`
@@ -53,6 +53,8 @@ type Undo struct {
 	// UnmountUnder: every mount under it is lazily unmounted, and every
 	// loop device whose backing file is under it detached.
 	UnmountUnder string `json:",omitempty"`
+	// RemoveEmptyDir is removed if it is empty once the users are gone.
+	RemoveEmptyDir string `json:",omitempty"`
 	// FUSEACL is /dev/fuse's mode and ACL to restore.
 	FUSEACL *fuseACLState `json:",omitempty"`
 }
@@ -160,6 +162,11 @@ func reap(undo []Undo) {
 	for _, u := range undo {
 		if u.User != nil {
 			removeUser(nil, *u.User)
+		}
+	}
+	for _, u := range undo {
+		if u.RemoveEmptyDir != "" {
+			os.Remove(u.RemoveEmptyDir)
 		}
 	}
 	for _, u := range undo {

@@ -41,6 +41,7 @@ func NewUser(t testing.TB, rp *Reaper, label string) User {
 		// Made for the test (below): removed after, once the last user's
 		// directory in it is gone.
 		t.Cleanup(func() { os.Remove("/run/user") })
+		rp.Add(Undo{RemoveEmptyDir: "/run/user"})
 	}
 	var b [3]byte
 	rand.Read(b[:])
@@ -59,7 +60,14 @@ func NewUser(t testing.TB, rp *Reaper, label string) User {
 	u.GID, _ = strconv.Atoi(pw.Gid)
 	u.RunDir = filepath.Join("/run/user", pw.Uid)
 	rp.Add(Undo{User: &u})
-	if err := os.MkdirAll(u.RunDir, 0o700); err != nil {
+	// /run/user is 0755 as logind makes it (MkdirAll would make it 0700,
+	// which would shut every user out of their runtime directory).
+	if err := os.Mkdir("/run/user", 0o755); err == nil {
+		os.Chmod("/run/user", 0o755) // whatever the umask
+	} else if !errors.Is(err, os.ErrExist) {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(u.RunDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		t.Fatal(err)
 	}
 	if err := os.Chown(u.RunDir, u.UID, u.GID); err != nil {
