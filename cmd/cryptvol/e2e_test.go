@@ -496,7 +496,9 @@ func servingProcesses(path string) []int {
 	return pids
 }
 
-// wait-socket PATH: wait until a unix socket accepts connections.
+// wait-socket PATH: wait until a unix socket accepts connections. The wait
+// is long (a VeraCrypt serve first derives keys with every PRF, slow under
+// the race detector on a loaded machine); it ends as soon as one connects.
 func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: wait-socket PATH|tcp:HOST:PORT")
@@ -505,7 +507,7 @@ func cmdWaitSocket(ts *testscript.TestScript, neg bool, args []string) {
 	if a, ok := strings.CutPrefix(args[0], "tcp:"); ok {
 		network, addr = "tcp", a
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(3 * time.Minute); ; {
 		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
 			return
