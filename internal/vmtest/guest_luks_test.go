@@ -46,15 +46,15 @@ func TestGuestLUKS(t *testing.T) {
 	}
 	t.Cleanup(func() { logCryptoDrivers(t, "xts(aes)", "xts(serpent)", "xts(twofish)", "xts(camellia)") })
 	for _, sector := range []int{512, 4096} {
-		t.Run(fmt.Sprintf("cryptvol-made/%d", sector), func(t *testing.T) { luksCryptvolMade(t, sector) })
+		t.Run(fmt.Sprintf("cryptvol-made-%d", sector), func(t *testing.T) { luksCryptvolMade(t, sector) })
 	}
 	for _, sector := range []int{512, 4096} {
-		t.Run(fmt.Sprintf("cryptsetup-made-ext4/%d", sector), func(t *testing.T) { luksCryptsetupFS(t, sector) })
+		t.Run(fmt.Sprintf("cryptsetup-made-ext4-%d", sector), func(t *testing.T) { luksCryptsetupFS(t, sector) })
 	}
 	for _, c := range []string{"serpent", "twofish", "camellia"} {
 		spec := c + "-xts-plain64"
-		t.Run(c+"/cryptsetup-made", func(t *testing.T) { luksCipherCryptsetupMade(t, spec) })
-		t.Run(c+"/cryptvol-made", func(t *testing.T) { luksCipherCryptvolMade(t, spec) })
+		t.Run(c+"-cryptsetup-made", func(t *testing.T) { luksCipherCryptsetupMade(t, spec) })
+		t.Run(c+"-cryptvol-made", func(t *testing.T) { luksCipherCryptvolMade(t, spec) })
 	}
 }
 

@@ -1,14 +1,18 @@
 package vmtest
 
 // Suite is a set of tests run in one guest boot: the tests of Pkg (a
-// package directory relative to the module root) matching Run, with the
-// package directory as working directory, CRYPTVOL_E2E=require and
-// CRYPTVOL_LAB=guest. The guest has every module of guestModules loaded
-// except nbd when Loop is set: then `open --via auto` takes the loop path.
+// package directory relative to the module root) matching Run, then those
+// matching each pattern of More (a -test.run pattern applies to every
+// level, so tests whose subtests are picked differently need patterns of
+// their own), with the package directory as working directory,
+// CRYPTVOL_E2E=require and CRYPTVOL_LAB=guest. The guest has every module
+// of guestModules loaded except nbd when Loop is set: then `open --via
+// auto` takes the loop path.
 type Suite struct {
 	Name    string
 	Pkg     string
 	Run     string
+	More    []string
 	Loop    bool
 	Full    bool // only in the full run (scripts/kernel-lab), not in ./scripts/test
 	Minutes int  // the guest's time limit
