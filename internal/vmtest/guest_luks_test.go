@@ -33,6 +33,9 @@ import (
 // standard input.
 const luksPass = "lab passphrase"
 
+// luksPass2 is the passphrase a test adds with cryptvol.
+const luksPass2 = "another lab passphrase"
+
 // cheapKDF are cryptvol's flags for a fast keyslot (the lab runs under an
 // emulator).
 var cheapKDF = []string{"--kdf-memory", "8M", "--kdf-iterations", "1", "--kdf-threads", "1"}
@@ -55,6 +58,17 @@ func TestGuestLUKS(t *testing.T) {
 		spec := c + "-xts-plain64"
 		t.Run(c+"-cryptsetup-made", func(t *testing.T) { luksCipherCryptsetupMade(t, spec) })
 		t.Run(c+"-cryptvol-made", func(t *testing.T) { luksCipherCryptvolMade(t, spec) })
+	}
+	for _, c := range []struct {
+		name, spec string
+		keyBits    int
+	}{
+		{"aes-xts-plain64", "aes-xts-plain64", 512},
+		{"aes-cbc-essiv-sha256", "aes-cbc-essiv:sha256", 256},
+		{"aes-xts-plain", "aes-xts-plain", 256},
+		{"serpent-xts-plain64", "serpent-xts-plain64", 512},
+	} {
+		t.Run("luks1-"+c.name, func(t *testing.T) { luks1CryptsetupMade(t, c.spec, c.keyBits) })
 	}
 }
 
@@ -205,13 +219,64 @@ func luksCipherCryptvolMade(t *testing.T, spec string) {
 	cryptsetupClose(t, "cv")
 }
 
+// luks1CryptsetupMade: cryptsetup formats a LUKS1 volume with spec (LUKS1's
+// older defaults among them, which cryptvol opens and never makes), dm-crypt
+// writes random data and cryptvol exports the same data; then cryptvol adds
+// a passphrase, writes other data through its nbd device, and cryptsetup
+// opens the volume with that passphrase (the keyslot cryptvol made) and
+// dm-crypt reads what cryptvol wrote.
+func luks1CryptsetupMade(t *testing.T, spec string, keyBits int) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pw"), []byte(luksPass+"\n"))
+	writeFile(t, filepath.Join(dir, "pw2"), []byte(luksPass2+"\n"))
+	sparseFile(t, filepath.Join(dir, "v.img"), 20<<20)
+	cryptsetup(t, dir, append([]string{"--batch-mode", "luksFormat", "--type", "luks1", "--cipher", spec,
+		"--key-size", fmt.Sprint(keyBits), "--hash", "sha256"}, append(cheapPBKDF2, "v.img")...)...)
+	dev := cryptsetupOpen(t, dir, "v.img", "cs")
+	t.Logf("dm-crypt table: %s", strings.TrimSpace(run(t, dir, "dmsetup", "table", "cs")))
+	data := randBytes(2 << 20)
+	writeDevice(t, dev, data)
+	cryptsetupClose(t, "cs")
+
+	info := run(t, dir, "cryptvol", "info", "v.img")
+	if !strings.Contains(info, "luks1") || !strings.Contains(info, spec) {
+		t.Errorf("cryptvol info does not show a luks1 volume with %s:\n%s", spec, info)
+	}
+	run(t, dir, "cryptvol", "export", "v.img", "out.img", "--passphrase-file", "pw")
+	if got := readFile(t, filepath.Join(dir, "out.img")); !bytes.Equal(got[:len(data)], data) {
+		t.Fatalf("cryptvol's plaintext differs from what dm-crypt wrote at byte %d", firstDiff(got, data))
+	}
+
+	run(t, dir, "cryptvol", append([]string{"key", "add", "v.img", "--passphrase-file", "pw", "--new-passphrase-file", "pw2"}, cheapKDF...)...)
+	out := run(t, dir, "cryptvol", "open", "v.img", "--no-mount", "--via", "nbd", "--passphrase-file", "pw2")
+	m := regexp.MustCompile(` on (/dev/\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("cryptvol open named no device:\n%s", out)
+	}
+	second := randBytes(len(data))
+	writeDevice(t, m[1], second)
+	run(t, dir, "cryptvol", "close", "v.img")
+
+	dev = cryptsetupOpenPass(t, dir, luksPass2, "v.img", "cs")
+	if got := readDevice(t, dev, len(second)); !bytes.Equal(got, second) {
+		t.Fatalf("dm-crypt's plaintext differs from what cryptvol wrote at byte %d", firstDiff(got, second))
+	}
+	cryptsetupClose(t, "cs")
+}
+
 // cryptsetup runs cryptsetup in dir with the passphrase on its standard
 // input, and returns its output.
 func cryptsetup(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return cryptsetupPass(t, dir, luksPass, args...)
+}
+
+// cryptsetupPass is cryptsetup typing pass.
+func cryptsetupPass(t *testing.T, dir, pass string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("cryptsetup", args...)
 	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(luksPass + "\n")
+	cmd.Stdin = strings.NewReader(pass + "\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("cryptsetup %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -224,7 +289,13 @@ func cryptsetup(t *testing.T, dir string, args ...string) string {
 // open.
 func cryptsetupOpen(t *testing.T, dir, file, name string) string {
 	t.Helper()
-	cryptsetup(t, dir, "open", file, name)
+	return cryptsetupOpenPass(t, dir, luksPass, file, name)
+}
+
+// cryptsetupOpenPass is cryptsetupOpen typing pass.
+func cryptsetupOpenPass(t *testing.T, dir, pass, file, name string) string {
+	t.Helper()
+	cryptsetupPass(t, dir, pass, "open", file, name)
 	dev := "/dev/mapper/" + name
 	t.Cleanup(func() {
 		if _, err := os.Stat(dev); err == nil {

@@ -28,10 +28,11 @@ var guestModules = []string{
 	"aesni_intel", "xts", "dm_crypt",
 	// The other ciphers of LUKS and VeraCrypt volumes, generic and x86
 	// versions (the kernel picks the fastest the CPU runs), the ecb
-	// template xts needs over the generic ones (there is no modprobe to
-	// load it on demand), and the AF_ALG sockets cryptsetup decrypts
-	// VeraCrypt headers through.
-	"ecb",
+	// template xts needs over the generic ones and the cbc and essiv ones
+	// of LUKS1's aes-cbc-essiv:sha256 (there is no modprobe to load them
+	// on demand), and the AF_ALG sockets cryptsetup decrypts VeraCrypt
+	// headers through.
+	"ecb", "cbc", "essiv",
 	"serpent_generic", "serpent_sse2_x86_64", "serpent_avx_x86_64", "serpent_avx2",
 	"twofish_generic", "twofish_x86_64", "twofish_x86_64_3way", "twofish_avx_x86_64",
 	"camellia_generic", "camellia_x86_64", "camellia_aesni_avx_x86_64", "camellia_aesni_avx2",

@@ -76,7 +76,7 @@ var leanTools = []string{"dash", "mke2fs", "mkfs.ext4", "e2fsck", "mkfs.xfs", "x
 var leanSkipsModules = []string{
 	"btrfs", "raid6_pq", "xor", "zstd_compress", "blake2b_generic", "xxhash_generic",
 	"vfat", "fat", "nls_cp437", "nls_ascii", "nls_utf8",
-	"dm_crypt", "dm_mod", "aesni_intel", "crypto_simd", "cryptd", "xts", "aes_generic", "ecb",
+	"dm_crypt", "dm_mod", "aesni_intel", "crypto_simd", "cryptd", "xts", "aes_generic", "ecb", "cbc", "essiv", "authenc",
 	"serpent_generic", "serpent_sse2_x86_64", "serpent_avx_x86_64", "serpent_avx2",
 	"twofish_generic", "twofish_common", "twofish_x86_64", "twofish_x86_64_3way", "twofish_avx_x86_64",
 	"camellia_generic", "camellia_x86_64", "camellia_aesni_avx_x86_64", "camellia_aesni_avx2",
