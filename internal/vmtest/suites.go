@@ -33,23 +33,30 @@ var Suites = []Suite{
 	{Name: "e2e-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(filesystems)$", Loop: true, Minutes: 10},
 	// docs/FORMAT.md §6: dm-crypt reads what cryptvol wrote.
 	{Name: "dmcrypt", Pkg: "internal/vmtest", Run: "^TestGuestDMCryptRecipe$", Loop: true, Minutes: 5},
-	// cryptsetup opens the VeraCrypt volumes cryptvol makes and re-keys:
-	// the cascades with a small PIM here, and in the full run AES with
-	// VeraCrypt's default SHA-512 count too (500000 iterations, about six
-	// minutes under TCG).
-	{Name: "veracrypt", Pkg: "internal/vmtest", Run: "^TestGuestVeraCryptCryptsetup$/^(Serpent|Camellia|Twofish)", Loop: true, Minutes: 10},
+	// LUKS and VeraCrypt volumes against cryptsetup and dm-crypt
+	// (docs/LUKS.md, docs/VERACRYPT.md), in one boot: each tool reads what
+	// the other made and wrote. Here one case of each kind (4096-byte
+	// sectors, ext4 through cryptvol's nbd and loop paths, Serpent, Twofish
+	// and Camellia written by cryptvol, LUKS1's aes-cbc-essiv:sha256
+	// re-keyed by cryptvol); cryptsetup opens the VeraCrypt volumes
+	// cryptvol makes and re-keys (the cascades with a small PIM). The full
+	// run has every case of TestGuestLUKS: both sector sizes and both
+	// directions for each cipher and LUKS1 cipher.
+	{Name: "formats", Pkg: "internal/vmtest", Run: "^TestGuestLUKS$/^(" + luksCI + ")$",
+		More: []string{"^TestGuestVeraCryptCryptsetup$/^(Serpent|Camellia|Twofish)"}, Minutes: 10},
+	{Name: "formats-all", Pkg: "internal/vmtest", Run: "^TestGuestLUKS$", Full: true, Minutes: 15},
+	// In the full run, VeraCrypt's AES with its default SHA-512 count
+	// (500000 iterations, about six minutes under TCG).
 	{Name: "veracrypt-default", Pkg: "internal/vmtest", Run: "^TestGuestVeraCryptCryptsetup$/^AES-sha512$", Loop: true, Full: true, Minutes: 15},
 	// The VeraCrypt scripts with vfat mounted for real, through NBD.
 	{Name: "veracrypt-e2e", Pkg: "cmd/cryptvol", Run: "^TestE2E$/^(veracrypt|veracrypt_images)$", Full: true, Minutes: 40},
-	// LUKS2 volumes against cryptsetup and dm-crypt (docs/LUKS.md): each
-	// tool reads what the other made and wrote, both sector sizes, a
-	// filesystem through cryptvol's nbd and loop paths, Serpent, Twofish
-	// and Camellia.
-	{Name: "formats", Pkg: "internal/vmtest", Run: "^TestGuestLUKS$", Minutes: 10},
 	// Every end-to-end script, through each path.
 	{Name: "e2e-all-nbd", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Full: true, Minutes: 40},
 	{Name: "e2e-all-loop", Pkg: "cmd/cryptvol", Run: "^TestE2E$", Loop: true, Full: true, Minutes: 40},
 }
+
+// luksCI are the subtests of TestGuestLUKS the short run takes.
+const luksCI = "cryptvol-made-4096|cryptsetup-made-ext4-4096|serpent-cryptvol-made|twofish-cryptvol-made|camellia-cryptvol-made|luks1-aes-cbc-essiv-sha256"
 
 // guestTools are the host programs copied into the guest, with the
 // libraries they link. The guest's other commands are busybox applets; a
