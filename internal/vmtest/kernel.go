@@ -26,10 +26,17 @@ var guestModules = []string{
 	"loop", "nbd", "fuse",
 	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8",
 	"aesni_intel", "xts", "dm_crypt",
-	// cryptsetup decrypts VeraCrypt headers through AF_ALG, and the other
-	// ciphers need the ecb template under xts (there is no modprobe to
-	// load it on demand).
-	"ecb", "af_alg", "algif_skcipher", "serpent_generic", "twofish_common", "twofish_generic", "camellia_generic",
+	// The other ciphers of LUKS and VeraCrypt volumes, generic and x86
+	// versions (the kernel picks the fastest the CPU runs), the ecb
+	// template xts needs over the generic ones and the cbc and essiv ones
+	// of LUKS1's aes-cbc-essiv:sha256 (there is no modprobe to load them
+	// on demand), and the AF_ALG sockets cryptsetup decrypts VeraCrypt
+	// headers through.
+	"ecb", "cbc", "essiv",
+	"serpent_generic", "serpent_sse2_x86_64", "serpent_avx_x86_64", "serpent_avx2",
+	"twofish_generic", "twofish_x86_64", "twofish_x86_64_3way", "twofish_avx_x86_64",
+	"camellia_generic", "camellia_x86_64", "camellia_aesni_avx_x86_64", "camellia_aesni_avx2",
+	"af_alg", "algif_skcipher", "algif_hash",
 }
 
 // debianKernelPackage and debianBusyboxPackage are what the guest is made of.

@@ -285,8 +285,12 @@ func suiteJob(s Suite) string {
 		b.WriteString("rmmod nbd || exit 1\n")
 	}
 	fmt.Fprintf(&b, "cd /src/%s || exit 1\n", s.Pkg)
-	fmt.Fprintf(&b, "CRYPTVOL_E2E=require CRYPTVOL_LAB=guest /lab/bin/%s -test.v -test.count=1 -test.timeout %dm -test.run '%s'\n",
-		testBinary(s.Pkg), s.Minutes, s.Run)
+	b.WriteString("status=0\n")
+	for _, run := range append([]string{s.Run}, s.More...) {
+		fmt.Fprintf(&b, "CRYPTVOL_E2E=require CRYPTVOL_LAB=guest /lab/bin/%s -test.v -test.count=1 -test.timeout %dm -test.run '%s' || status=1\n",
+			testBinary(s.Pkg), s.Minutes, run)
+	}
+	b.WriteString("exit $status\n")
 	return b.String()
 }
 

@@ -81,3 +81,18 @@ func TestInitramfsProgram(t *testing.T) {
 		t.Fatalf("wrote %d bytes: %v", n, err)
 	}
 }
+
+// TestSuiteJob: a suite's job runs Run and then each pattern of More in one
+// boot, and fails if any of them fails.
+func TestSuiteJob(t *testing.T) {
+	job := suiteJob(Suite{Name: "x", Pkg: "internal/vmtest", Run: "^A$", More: []string{"^B$/^c"}, Loop: true, Minutes: 3})
+	want := "rmmod nbd || exit 1\n" +
+		"cd /src/internal/vmtest || exit 1\n" +
+		"status=0\n" +
+		"CRYPTVOL_E2E=require CRYPTVOL_LAB=guest /lab/bin/internal-vmtest.test -test.v -test.count=1 -test.timeout 3m -test.run '^A$' || status=1\n" +
+		"CRYPTVOL_E2E=require CRYPTVOL_LAB=guest /lab/bin/internal-vmtest.test -test.v -test.count=1 -test.timeout 3m -test.run '^B$/^c' || status=1\n" +
+		"exit $status\n"
+	if job != want {
+		t.Fatalf("job:\n%s\nwant:\n%s", job, want)
+	}
+}
