@@ -21,12 +21,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/cryptvol/cryptvol/container"
 	"github.com/cryptvol/cryptvol/header"
 	"github.com/cryptvol/cryptvol/kdf"
+	"github.com/cryptvol/cryptvol/testvectors/gen/internal/sparse"
 )
 
 // Outcome is what opening a hostile vault with the base passphrase must give.
@@ -77,7 +77,7 @@ type Base struct {
 
 // Make writes the case's vault to path (a sparse copy of the base, changed).
 func (c *Case) Make(b Base, path string) error {
-	if err := copySparse(b.Path, path); err != nil {
+	if err := sparse.Copy(b.Path, path); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -517,48 +517,4 @@ func (m *mutator) staleTail(damagePrimary bool) error {
 		return m.edit(primary, false, flip(100))
 	}
 	return nil
-}
-
-// copySparse copies a vault, leaving holes where the source has zeros.
-func copySparse(from, to string) error {
-	src, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, err := io.ReadFull(src, buf)
-		if n > 0 && !allZero(buf[:n]) {
-			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				return err
-			}
-		}
-		off += int64(n)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := dst.Truncate(off); err != nil {
-		return err
-	}
-	return dst.Close()
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -20,8 +20,9 @@ package lukshostile
 
 import (
 	"fmt"
-	"io"
 	"os"
+
+	"github.com/cryptvol/cryptvol/testvectors/gen/internal/sparse"
 )
 
 // Outcome is what one step on a hostile volume must give.
@@ -79,7 +80,7 @@ func (c *Case) Make(b Base, path string) error {
 	if b.Version != c.Version {
 		return fmt.Errorf("hostile case %s needs a LUKS%d base, got LUKS%d", c.Name, c.Version, b.Version)
 	}
-	if err := copySparse(b.Path, path); err != nil {
+	if err := sparse.Copy(b.Path, path); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -92,48 +93,4 @@ func (c *Case) Make(b Base, path string) error {
 		return fmt.Errorf("hostile case %s: %w", c.Name, err)
 	}
 	return f.Close()
-}
-
-// copySparse copies a volume, leaving holes where the source has zeros.
-func copySparse(from, to string) error {
-	src, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, err := io.ReadFull(src, buf)
-		if n > 0 && !allZero(buf[:n]) {
-			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				return err
-			}
-		}
-		off += int64(n)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := dst.Truncate(off); err != nil {
-		return err
-	}
-	return dst.Close()
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
