@@ -30,6 +30,7 @@ type volumeFS struct {
 	onError  func(op string, off int64, err error)
 	lock     func([]byte) // Options.LockBuffer, or nil
 	cache    Cache
+	ra       *readAhead // with DirectIO, else nil
 }
 
 const (
@@ -149,6 +150,12 @@ func (v *volumeFS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 	if v.lock != nil {
 		v.lock(buf[:n])
 	}
+	if v.ra != nil {
+		// Chunks read ahead go to the kernel as they are, with no copy.
+		if res := v.ra.lookup(off, int(n)); res != nil {
+			return res, fuse.OK
+		}
+	}
 	got, err := v.dev.ReadAt(buf[:n], off)
 	if err != nil && !(got == int(n) && errors.Is(err, io.EOF)) {
 		v.report("read", off, err)
@@ -173,6 +180,11 @@ func (v *volumeFS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint
 	}
 	// data is the request's own input buffer, which go-fuse reuses only
 	// for a later request, after this one is answered.
+	if v.ra != nil {
+		// Once the write returns, no chunk read ahead from before it is
+		// left, including one read while the write was on its way.
+		defer v.ra.invalidate(off, int64(len(data)))
+	}
 	n, err := writeOwned(v.dev, data, off)
 	if err != nil {
 		v.report("write", off, err)

@@ -108,6 +108,7 @@ type File struct {
 	dir    string
 	server *fuse.Server
 	served chan struct{} // closed when Serve returns
+	vfs    *volumeFS
 
 	mu     sync.Mutex
 	closed bool
@@ -187,12 +188,15 @@ func Serve(dev Device, opts Options) (*File, error) {
 	vfs := newVolumeFS(dev, opts.ReadOnly, opts.OnError)
 	vfs.lock = opts.LockBuffer
 	vfs.cache = opts.Cache
+	if opts.Cache == DirectIO {
+		vfs.ra = newReadAhead(dev, opts.LockBuffer)
+	}
 	server, err := fuse.NewServer(vfs, dir, mo)
 	if err != nil {
 		os.Remove(dir)
 		return nil, fmt.Errorf("fuse: mount %s: %w", dir, err)
 	}
-	f := &File{dir: dir, server: server, served: make(chan struct{})}
+	f := &File{dir: dir, server: server, served: make(chan struct{}), vfs: vfs}
 	go func() {
 		defer close(f.served)
 		server.Serve()
@@ -246,6 +250,9 @@ func (f *File) close() error {
 		return fmt.Errorf("fuse: %w", err)
 	}
 	<-f.served
+	if f.vfs.ra != nil {
+		f.vfs.ra.close()
+	}
 	if err := os.Remove(f.dir); err != nil {
 		return fmt.Errorf("fuse: remove mount directory: %w", err)
 	}

@@ -1,0 +1,275 @@
+package fusefile
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Read-ahead of decrypted data, for the loop path (Cache DirectIO).
+//
+// A filesystem on the loop device reading a file sequentially with direct
+// I/O, or one request at a time, sends the next request only when the last
+// one is answered. Without read-ahead each request then waits for the vault
+// file to be read and decrypted, while a plain loop-mounted file is served
+// from the page cache that the kernel's read-ahead fills in the background.
+// So when large reads follow each other, the next raDepth chunks of the
+// volume are read and decrypted ahead, each on its own goroutine, into
+// buffers of the server's (RAM only: the server's memory is locked, or the
+// buffers are, through Options.LockBuffer); a request they cover is copied
+// from them.
+//
+// Coherence: when a write returns it has dropped every chunk it overlaps,
+// those still being filled included, so a read that starts after a write
+// has returned never sees data from before it. A read that overlaps a
+// write in time may see either, as on any disk. The chunks hold plaintext
+// only in the server's memory, at most raDepth+1 of them per volume, and
+// are cleared when dropped (SECURITY.md, "Memory").
+const (
+	raChunk = 1 << 20 // the unit of read-ahead, aligned on the volume
+	raDepth = 4       // chunks read ahead of a sequential reader
+	// raMin is the smallest read that counts towards a sequential stream
+	// (small reads are filesystem metadata, or random).
+	raMin = 128 << 10
+	// raSlack is how far a read may start from where the last large one
+	// ended and still continue it: requests in flight together arrive in
+	// any order.
+	raSlack = 2 * raChunk
+)
+
+type readAhead struct {
+	dev  Device
+	size int64
+	lock func([]byte) // Options.LockBuffer, or nil
+
+	mu      sync.Mutex
+	chunks  map[int64]*raBuf // by volume offset, a multiple of raChunk
+	lastEnd int64
+	free    [][]byte // cleared buffers for the next fills
+	closed  bool
+	fills   sync.WaitGroup
+	hits    atomic.Int64 // requests answered from chunks (for tests)
+}
+
+// raBuf is one chunk, being filled or filled. Readers hold references while
+// they copy from it; it goes back to the free list, cleared, when it has
+// been dropped and the last reference is gone.
+type raBuf struct {
+	off     int64
+	buf     []byte
+	done    chan struct{} // closed when the fill has ended
+	ok      bool          // the fill succeeded and no write overlapped it
+	dropped bool          // out of chunks: nobody new may use it
+	refs    int           // readers, plus one for the fill while it runs
+}
+
+func newReadAhead(dev Device, lock func([]byte)) *readAhead {
+	return &readAhead{dev: dev, size: dev.Size(), lock: lock, chunks: make(map[int64]*raBuf)}
+}
+
+// lookup returns the chunks read ahead that hold [off, off+n), or nil when
+// they do not (then the caller reads the Device), and starts reading ahead
+// when large reads follow each other. The result holds a reference on the
+// chunks until its Done.
+func (r *readAhead) lookup(off int64, n int) *raResult {
+	end := off + int64(n)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	res := &raResult{r: r, off: off, size: n}
+	// A request of up to raChunk spans at most two chunks.
+	hit := n > 0 && n <= raChunk && end <= r.size
+	for c := off / raChunk * raChunk; hit && c < end; c += raChunk {
+		b := r.chunks[c]
+		if b == nil {
+			hit = false
+			break
+		}
+		res.bufs[res.n] = b
+		res.n++
+	}
+	if hit {
+		for _, b := range res.bufs[:res.n] {
+			b.refs++
+		}
+	}
+	if n >= raMin {
+		if off >= r.lastEnd-raSlack && off <= r.lastEnd+raSlack {
+			r.ahead(off, end)
+		}
+		r.lastEnd = end
+	}
+	r.mu.Unlock()
+	if !hit {
+		return nil
+	}
+	ok := true
+	for _, b := range res.bufs[:res.n] {
+		<-b.done
+		ok = ok && b.ok
+	}
+	if !ok {
+		res.Done()
+		return nil
+	}
+	r.hits.Add(1)
+	return res
+}
+
+// raResult is a FUSE READ reply from chunks read ahead: go-fuse writes
+// their bytes to the kernel with writev (Slices), with no copy, and calls
+// Done after, which lets the chunks go.
+type raResult struct {
+	r    *readAhead
+	off  int64
+	size int
+	bufs [2]*raBuf
+	n    int
+}
+
+// Slices returns the parts of the chunks that make the reply.
+func (res *raResult) Slices() ([][]byte, fuse.Status) {
+	s := make([][]byte, 0, 2)
+	end := res.off + int64(res.size)
+	for _, b := range res.bufs[:res.n] {
+		lo, hi := max(res.off, b.off), min(end, b.off+int64(len(b.buf)))
+		s = append(s, b.buf[lo-b.off:hi-b.off])
+	}
+	return s, fuse.OK
+}
+
+// Bytes copies the reply into buf.
+func (res *raResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:res.size]
+	s, _ := res.Slices()
+	n := 0
+	for _, p := range s {
+		n += copy(buf[n:], p)
+	}
+	return buf, fuse.OK
+}
+
+// Size is the reply's length.
+func (res *raResult) Size() int { return res.size }
+
+// Done lets the chunks go. It is called once.
+func (res *raResult) Done() {
+	res.r.mu.Lock()
+	for _, b := range res.bufs[:res.n] {
+		res.r.unref(b)
+	}
+	res.n = 0
+	res.r.mu.Unlock()
+}
+
+// ahead keeps the chunks from the one holding end to raDepth chunks past it
+// read or being read, and drops every other chunk. The caller holds mu.
+func (r *readAhead) ahead(off, end int64) {
+	first := off / raChunk * raChunk
+	from := end / raChunk * raChunk
+	to := min(from+raDepth*raChunk, r.size)
+	for c, b := range r.chunks {
+		if c < first-raChunk || c >= to {
+			r.drop(b)
+		}
+	}
+	for c := from; c < to; c += raChunk {
+		if r.chunks[c] == nil {
+			r.fill(c)
+		}
+	}
+}
+
+// fill starts reading the chunk at c. The caller holds mu.
+func (r *readAhead) fill(c int64) {
+	b := &raBuf{off: c, buf: r.buffer(int(min(raChunk, r.size-c))), done: make(chan struct{}), refs: 1}
+	r.chunks[c] = b
+	r.fills.Add(1)
+	go func() {
+		defer r.fills.Done()
+		n, err := r.dev.ReadAt(b.buf, c)
+		r.mu.Lock()
+		b.ok = err == nil && n == len(b.buf) && !b.dropped
+		if !b.ok {
+			r.drop(b)
+		}
+		close(b.done)
+		r.unref(b)
+		r.mu.Unlock()
+	}()
+}
+
+// buffer returns a cleared buffer of n bytes. The caller holds mu.
+func (r *readAhead) buffer(n int) []byte {
+	if k := len(r.free); k > 0 && n == raChunk {
+		b := r.free[k-1]
+		r.free = r.free[:k-1]
+		return b
+	}
+	b := make([]byte, n)
+	if r.lock != nil {
+		r.lock(b)
+	}
+	return b
+}
+
+// drop takes b out of the chunks: no reader will start using it. The caller
+// holds mu.
+func (r *readAhead) drop(b *raBuf) {
+	if b.dropped {
+		return
+	}
+	b.dropped = true
+	if r.chunks[b.off] == b {
+		delete(r.chunks, b.off)
+	}
+	if b.refs == 0 {
+		r.recycle(b)
+	}
+}
+
+// unref ends one use of b. The caller holds mu.
+func (r *readAhead) unref(b *raBuf) {
+	b.refs--
+	if b.refs == 0 && b.dropped {
+		r.recycle(b)
+	}
+}
+
+// recycle clears b's plaintext and keeps its buffer for a later fill.
+func (r *readAhead) recycle(b *raBuf) {
+	clear(b.buf)
+	if len(b.buf) == raChunk && len(r.free) < raDepth+2 && !r.closed {
+		r.free = append(r.free, b.buf)
+	}
+	b.buf = nil
+}
+
+// invalidate drops every chunk that overlaps [off, off+n), including those
+// still being filled, whose data then is never used. A write calls it when
+// the Device has it.
+func (r *readAhead) invalidate(off, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := off / raChunk * raChunk; c < off+n; c += raChunk {
+		if b := r.chunks[c]; b != nil {
+			r.drop(b)
+		}
+	}
+}
+
+// close drops every chunk and waits for the fills still running; later
+// reads go straight to the Device.
+func (r *readAhead) close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, b := range r.chunks {
+		r.drop(b)
+	}
+	r.free = nil
+	r.mu.Unlock()
+	r.fills.Wait()
+}
