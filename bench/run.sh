@@ -300,10 +300,16 @@ fsread_ours() {
 		fio_write "$mnt/f" >/dev/null
 	done
 	settle
+	# The order turns by one each round, so that no side always follows
+	# the same other one (the read right after the plain loop device's
+	# measured slower than the one after that, whichever build it was).
+	local k
 	for n in $(seq "$READROUNDS"); do
-		for name in "${names[@]}"; do
+		for k in "${!names[@]}"; do
+			name=${names[$(((k + n) % ${#names[@]}))]}
 			sync
 			echo 3 >/proc/sys/vm/drop_caches
+			sleep 1
 			echo "fsread $name cold $(($(fio_read "$tmp/fr-$name/f") / 1024))"
 		done
 	done
