@@ -245,3 +245,45 @@ func TestMountOnFollowsTheDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestMountExt4NoInitItable: ext4 is mounted with noinit_itable, so the
+// kernel does not write a new filesystem's inode tables behind its user,
+// unless the options ask for init_itable.
+func TestMountExt4NoInitItable(t *testing.T) {
+	e2e.Root(t)
+	e2e.CheckLeaks(t)
+	e2e.Tools(t, "mkfs.ext4", "losetup")
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(img, 64<<20)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "nodiscard", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", img).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	dir := filepath.Join(t.TempDir(), "mnt")
+	for _, c := range []struct {
+		options string
+		want    bool
+	}{{"", true}, {"noatime", true}, {"init_itable=5", false}, {"init_itable", false}} {
+		if err := Mount(dev, dir, "", false, c.options); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := MountAt(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(","+m.SuperOptions+",", ",noinit_itable,"); got != c.want {
+			t.Errorf("options %q: filesystem options %q, noinit_itable %v, want %v", c.options, m.SuperOptions, got, c.want)
+		}
+		if err := Unmount(dir, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
