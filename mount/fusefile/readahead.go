@@ -36,6 +36,9 @@ const (
 	// ended and still continue it: requests in flight together arrive in
 	// any order.
 	raSlack = 2 * raChunk
+	// raFree is how many dropped chunks' buffers are kept for the next
+	// fills: a steady reader drops one as it takes a new one.
+	raFree = 2
 )
 
 type readAhead struct {
@@ -242,7 +245,7 @@ func (r *readAhead) unref(b *raBuf) {
 // recycle clears b's plaintext and keeps its buffer for a later fill.
 func (r *readAhead) recycle(b *raBuf) {
 	clear(b.buf)
-	if len(b.buf) == raChunk && len(r.free) < raDepth+2 && !r.closed {
+	if len(b.buf) == raChunk && len(r.free) < raFree && !r.closed {
 		r.free = append(r.free, b.buf)
 	}
 	b.buf = nil
