@@ -3,6 +3,7 @@ package fusefile
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -39,6 +40,10 @@ const (
 	// raFree is how many dropped chunks' buffers are kept for the next
 	// fills: a steady reader drops one as it takes a new one.
 	raFree = 2
+	// raIdle is how long chunks nobody reads are kept: then they are
+	// dropped, with the spare buffers, and an idle server holds no
+	// plaintext read ahead.
+	raIdle = time.Second
 )
 
 type readAhead struct {
@@ -46,13 +51,15 @@ type readAhead struct {
 	size int64
 	lock func([]byte) // Options.LockBuffer, or nil
 
-	mu      sync.Mutex
-	chunks  map[int64]*raBuf // by volume offset, a multiple of raChunk
-	lastEnd int64
-	free    [][]byte // cleared buffers for the next fills
-	closed  bool
-	fills   sync.WaitGroup
-	hits    atomic.Int64 // requests answered from chunks (for tests)
+	mu        sync.Mutex
+	chunks    map[int64]*raBuf // by volume offset, a multiple of raChunk
+	lastEnd   int64
+	free      [][]byte // cleared buffers for the next fills
+	closed    bool
+	fills     sync.WaitGroup
+	hits      atomic.Int64 // requests answered from chunks (for tests)
+	idle      *time.Timer  // drops everything after idleAfter without a read
+	idleAfter time.Duration
 }
 
 // raBuf is one chunk, being filled or filled. Readers hold references while
@@ -65,10 +72,11 @@ type raBuf struct {
 	ok      bool          // the fill succeeded and no write overlapped it
 	dropped bool          // out of chunks: nobody new may use it
 	refs    int           // readers, plus one for the fill while it runs
+	served  int64         // bytes of it answered: it is dropped when all were
 }
 
 func newReadAhead(dev Device, lock func([]byte)) *readAhead {
-	return &readAhead{dev: dev, size: dev.Size(), lock: lock, chunks: make(map[int64]*raBuf)}
+	return &readAhead{dev: dev, size: dev.Size(), lock: lock, chunks: make(map[int64]*raBuf), idleAfter: raIdle}
 }
 
 // lookup returns the chunks read ahead that hold [off, off+n), or nil when
@@ -81,6 +89,11 @@ func (r *readAhead) lookup(off int64, n int) *raResult {
 	if r.closed {
 		r.mu.Unlock()
 		return nil
+	}
+	if r.idle == nil {
+		r.idle = time.AfterFunc(r.idleAfter, r.dropAll)
+	} else {
+		r.idle.Reset(r.idleAfter)
 	}
 	res := &raResult{r: r, off: off, size: n}
 	// A request of up to raChunk spans at most two chunks.
@@ -119,6 +132,16 @@ func (r *readAhead) lookup(off int64, n int) *raResult {
 		return nil
 	}
 	r.hits.Add(1)
+	// A chunk answered in full is done with: a sequential reader does not
+	// come back for it.
+	r.mu.Lock()
+	for _, b := range res.bufs[:res.n] {
+		b.served += min(end, b.off+int64(len(b.buf))) - max(off, b.off)
+		if b.served >= int64(len(b.buf)) {
+			r.drop(b)
+		}
+	}
+	r.mu.Unlock()
 	return res
 }
 
@@ -264,11 +287,25 @@ func (r *readAhead) invalidate(off, n int64) {
 	}
 }
 
+// dropAll drops every chunk and the spare buffers, when no read came for
+// idleAfter.
+func (r *readAhead) dropAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.chunks {
+		r.drop(b)
+	}
+	r.free = nil
+}
+
 // close drops every chunk and waits for the fills still running; later
 // reads go straight to the Device.
 func (r *readAhead) close() {
 	r.mu.Lock()
 	r.closed = true
+	if r.idle != nil {
+		r.idle.Stop()
+	}
 	for _, b := range r.chunks {
 		r.drop(b)
 	}

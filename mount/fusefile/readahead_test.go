@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -327,6 +328,50 @@ func TestReadAheadClose(t *testing.T) {
 	}
 	if got := fsRead(t, v, 2<<20, 1<<20); !bytes.Equal(got, want[2<<20:3<<20]) {
 		t.Fatal("read after close: wrong bytes")
+	}
+}
+
+// TestReadAheadIdle: chunks answered in full go at once, and the rest, with
+// the spare buffers, when no read comes for a while; all cleared.
+func TestReadAheadIdle(t *testing.T) {
+	const size = 8 << 20
+	dev, _ := randomDevice(t, size)
+	v := newRAFS(dev)
+	v.ra.idleAfter = 50 * time.Millisecond
+	defer v.ra.close()
+	fsRead(t, v, 0, 1<<20)
+	fsRead(t, v, 1<<20, 1<<20)
+	v.ra.fills.Wait()
+	v.ra.mu.Lock()
+	_, kept := v.ra.chunks[1<<20]
+	var held [][]byte
+	for _, b := range v.ra.chunks {
+		held = append(held, b.buf)
+	}
+	v.ra.mu.Unlock()
+	if kept {
+		t.Error("chunk 1, answered in full, is still kept")
+	}
+	if len(held) != raDepth {
+		t.Fatalf("%d chunks read ahead, want %d", len(held), raDepth)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v.ra.mu.Lock()
+		n, spare := len(v.ra.chunks), len(v.ra.free)
+		v.ra.mu.Unlock()
+		if n == 0 && spare == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d chunks and %d spare buffers still kept after a long idle time", n, spare)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, b := range held {
+		if !bytes.Equal(b, make([]byte, len(b))) {
+			t.Fatal("a dropped chunk's plaintext is still in memory")
+		}
 	}
 }
 
