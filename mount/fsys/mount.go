@@ -283,9 +283,8 @@ func fsMessages(fsfd int) string {
 // known to read as zeroes), and on every mount the kernel's ext4lazyinit
 // thread would write them in the background: 16 MiB of zeroes per GiB of
 // vault, which fills a sparse vault (16 GiB of a 1 TiB one, in about an
-// hour open) and, through the vault, costs a fresh vault's first minute of
-// I/O (fio's reads through it ran at 668 MiB/s in that minute, 1828 after
-// it). Unwritten tables read as the decryption of zeroes; ext4 and e2fsck
+// hour open; docs/PERFORMANCE.md, "A 1 TiB vault"). Unwritten tables read
+// as the decryption of zeroes; ext4 and e2fsck
 // skip them by the group descriptors' itable_unused counts, which are
 // checksummed (docs/GUIDE.md, "Make a vault"). init_itable in options keeps
 // the zeroing.

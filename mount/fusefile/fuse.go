@@ -189,7 +189,7 @@ func Serve(dev Device, opts Options) (*File, error) {
 	vfs.lock = opts.LockBuffer
 	vfs.cache = opts.Cache
 	if opts.Cache == DirectIO {
-		vfs.ra = newReadAhead(dev, opts.LockBuffer)
+		vfs.ra = newReadAhead(dev, opts.LockBuffer != nil)
 	}
 	server, err := fuse.NewServer(vfs, dir, mo)
 	if err != nil {

@@ -19,16 +19,15 @@ import (
 // from the page cache that the kernel's read-ahead fills in the background.
 // So when large reads follow each other, the next raDepth chunks of the
 // volume are read and decrypted ahead, each on its own goroutine, into
-// buffers of the server's (RAM only: the server's memory is locked, or the
-// buffers are, through Options.LockBuffer); a request they cover is copied
-// from them.
+// locked buffers of the server's (buffer); a request they cover is answered
+// from them with no copy (raResult).
 //
 // Coherence: when a write returns it has dropped every chunk it overlaps,
 // those still being filled included, so a read that starts after a write
 // has returned never sees data from before it. A read that overlaps a
 // write in time may see either, as on any disk. The chunks hold plaintext
-// only in the server's memory, at most raDepth+1 of them per volume, and
-// are cleared when dropped (SECURITY.md, "Memory").
+// only in the server's memory, at most raDepth+2 of them per volume, and
+// are cleared when dropped (SECURITY.md, "Limits of memory hygiene").
 const (
 	raChunk = 1 << 20 // the unit of read-ahead, aligned on the volume
 	raDepth = 4       // chunks read ahead of a sequential reader
@@ -49,9 +48,9 @@ const (
 )
 
 type readAhead struct {
-	dev  Device
-	size int64
-	lock func([]byte) // Options.LockBuffer, or nil
+	dev   Device
+	size  int64
+	mlock bool // lock each buffer: the server's memory is not all locked
 
 	mu        sync.Mutex
 	chunks    map[int64]*raBuf // by volume offset, a multiple of raChunk
@@ -64,9 +63,9 @@ type readAhead struct {
 	idleAfter time.Duration
 }
 
-// raBuf is one chunk, being filled or filled. Readers hold references while
-// they copy from it; it goes back to the free list, cleared, when it has
-// been dropped and the last reference is gone.
+// raBuf is one chunk, being filled or filled. Replies hold references on it
+// until the kernel has its bytes; when it has been dropped and the last
+// reference is gone, its buffer is cleared and kept spare or unmapped.
 type raBuf struct {
 	off     int64
 	buf     []byte
@@ -77,8 +76,8 @@ type raBuf struct {
 	served  int64         // bytes of it answered: it is dropped when all were
 }
 
-func newReadAhead(dev Device, lock func([]byte)) *readAhead {
-	return &readAhead{dev: dev, size: dev.Size(), lock: lock, chunks: make(map[int64]*raBuf), idleAfter: raIdle}
+func newReadAhead(dev Device, mlock bool) *readAhead {
+	return &readAhead{dev: dev, size: dev.Size(), mlock: mlock, chunks: make(map[int64]*raBuf), idleAfter: raIdle}
 }
 
 // lookup returns the chunks read ahead that hold [off, off+n), or nil when
@@ -255,7 +254,7 @@ func (r *readAhead) buffer(n int) []byte {
 		return nil
 	}
 	unix.Madvise(b, unix.MADV_DONTDUMP)
-	if r.lock != nil {
+	if r.mlock {
 		unix.Mlock(b)
 	}
 	return b
@@ -293,7 +292,8 @@ func (r *readAhead) unref(b *raBuf) {
 	}
 }
 
-// recycle clears b's plaintext and keeps its buffer for a later fill.
+// recycle clears b's plaintext and keeps its buffer for a later fill, or
+// unmaps it. The caller holds mu.
 func (r *readAhead) recycle(b *raBuf) {
 	if len(b.buf) == raChunk && len(r.free) < raFree && !r.closed {
 		clear(b.buf)

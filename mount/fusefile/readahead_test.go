@@ -23,7 +23,7 @@ import (
 // Serve makes it, without mounting it.
 func newRAFS(dev Device) *volumeFS {
 	v := newVolumeFS(dev, false, nil)
-	v.ra = newReadAhead(dev, nil)
+	v.ra = newReadAhead(dev, false)
 	return v
 }
 
