@@ -68,12 +68,17 @@ func FuzzGenericXTS(f *testing.F) {
 		if sector+uint64(len(data)/sectorSize) < sector {
 			sector = 0
 		}
-		var s Sector
+		s, err := NewSector(spec, key, make([]byte, spec.StateSize()), sectorSize)
+		if errors.Is(err, ErrWeakKey) {
+			return // key[0]^1 cannot keep every seed's halves apart; refused, as XTS requires
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		if spec.fastPath() {
-			s = genericAES(t, key, sectorSize)
-			checkSameAs(t, s, newSector(t, spec, key, sectorSize), data, sector)
-		} else {
-			s = newSector(t, spec, key, sectorSize)
+			g := genericAES(t, key, sectorSize)
+			checkSameAs(t, g, s, data, sector)
+			s = g
 		}
 		ct := make([]byte, len(data))
 		s.Encrypt(ct, data, sector)
