@@ -98,13 +98,15 @@ func TestReadAheadSequential(t *testing.T) {
 // TestReadAheadRandom: scattered reads start no read-ahead: the device
 // sees each read once and nothing more.
 func TestReadAheadRandom(t *testing.T) {
-	const size, apart = 64 << 20, 4 << 20 // reads further apart than raSlack
+	// Reads 4 MiB apart, 3 MiB into each slot: further than raSlack from
+	// each other and from where a reader starts (0), in any order.
+	const size, apart, into = 64 << 20, 4 << 20, 3 << 20
 	dev, want := randomDevice(t, size)
 	v := newRAFS(dev)
 	defer v.ra.close()
 	order := mrand.Perm(size / apart)
 	for i, k := range order {
-		off, n := int64(k)*apart, 4096
+		off, n := int64(k)*apart+into, 4096
 		if i%2 == 0 {
 			n = 256 << 10
 		}
