@@ -20,10 +20,13 @@ import (
 )
 
 // newRAFS returns the loop path's filesystem over dev, with read-ahead, as
-// Serve makes it, without mounting it.
+// Serve makes it, without mounting it. Chunks are not dropped for idleness
+// (a slow test machine must not look like an idle reader), but in
+// TestReadAheadIdle.
 func newRAFS(dev Device) *volumeFS {
 	v := newVolumeFS(dev, false, nil)
 	v.ra = newReadAhead(dev, false)
+	v.ra.idleAfter = time.Hour
 	return v
 }
 
@@ -352,7 +355,6 @@ func TestReadAheadIdle(t *testing.T) {
 	dev, _ := randomDevice(t, size)
 	unmapped := watchUnmaps(t)
 	v := newRAFS(dev)
-	v.ra.idleAfter = 50 * time.Millisecond
 	defer v.ra.close()
 	fsRead(t, v, 0, 1<<20)
 	fsRead(t, v, 1<<20, 1<<20)
@@ -367,6 +369,10 @@ func TestReadAheadIdle(t *testing.T) {
 	if chunks != raDepth {
 		t.Fatalf("%d chunks read ahead, want %d", chunks, raDepth)
 	}
+	v.ra.mu.Lock()
+	v.ra.idleAfter = 10 * time.Millisecond // as if the hour had passed
+	v.ra.idle.Reset(v.ra.idleAfter)
+	v.ra.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		v.ra.mu.Lock()
