@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,4 +57,48 @@ func fdatasync(f *os.File) error {
 // punchHole releases n bytes of f at off; they read back as zeros.
 func punchHole(f *os.File, off, n int64) error {
 	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+}
+
+// directAlign is what O_DIRECT asks of a read's buffer address, offset and
+// length on any block device (logical blocks of 512 or 4096 bytes).
+const directAlign = 4096
+
+// directAligned reports whether p can be read at off with O_DIRECT.
+func directAligned(p []byte, off int64) bool {
+	return len(p) > 0 && len(p)%directAlign == 0 && off%directAlign == 0 &&
+		uintptr(unsafe.Pointer(&p[0]))%directAlign == 0
+}
+
+// openDirect opens f's file again, read-only with O_DIRECT (by its
+// /proc/self/fd link: the same file even if its name has changed since), or
+// returns nil where direct reads are not known to be coherent with f's
+// buffered writes. ext4, XFS and btrfs write a range's dirty pages back
+// before a direct read of it, so it sees every write that has returned.
+func openDirect(f *os.File) *os.File {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return nil
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
+	default:
+		return nil
+	}
+	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	return d
+}
+
+// cachedAll reports whether every page of f in [off, off+n) is in the page
+// cache (cachestat, Linux 6.5; false where it is missing).
+func cachedAll(f *os.File, off, n int64) bool {
+	var cs unix.Cachestat_t
+	r := unix.CachestatRange{Off: uint64(off), Len: uint64(n)}
+	if err := unix.Cachestat(uint(f.Fd()), &r, &cs, 0); err != nil {
+		return false
+	}
+	pg := int64(os.Getpagesize())
+	return cs.Cache >= uint64((off+n+pg-1)/pg-off/pg)
 }

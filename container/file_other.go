@@ -39,3 +39,8 @@ func fdatasync(f *os.File) error { return f.Sync() }
 func punchHole(f *os.File, off, n int64) error {
 	return fmt.Errorf("discard: %w", errors.ErrUnsupported)
 }
+
+// Direct reads are Linux only here: ReadAtDirect is ReadAt.
+func directAligned([]byte, int64) bool      { return false }
+func openDirect(*os.File) *os.File          { return nil }
+func cachedAll(*os.File, int64, int64) bool { return true }

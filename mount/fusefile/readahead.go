@@ -20,7 +20,9 @@ import (
 // So when large reads follow each other, the next raDepth chunks of the
 // volume are read and decrypted ahead, each on its own goroutine, into
 // locked buffers of the server's (buffer); a request they cover is answered
-// from them with no copy (raResult).
+// from them with no copy (raResult). A cryptvol volume fills them with
+// direct reads of the vault file (directReader): a few of those in flight
+// keep the disk busier than the kernel's read-ahead of a buffered file.
 //
 // Coherence: when a write returns it has dropped every chunk it overlaps,
 // those still being filled included, so a read that starts after a write
@@ -221,7 +223,7 @@ func (r *readAhead) fill(c int64) {
 	r.fills.Add(1)
 	go func() {
 		defer r.fills.Done()
-		n, err := r.dev.ReadAt(b.buf, c)
+		n, err := readAheadAt(r.dev, b.buf, c)
 		r.mu.Lock()
 		b.ok = err == nil && n == len(b.buf) && !b.dropped
 		if !b.ok {
@@ -231,6 +233,21 @@ func (r *readAhead) fill(c int64) {
 		r.unref(b)
 		r.mu.Unlock()
 	}()
+}
+
+// directReader is implemented by a Device that can read data it will not be
+// asked for again around the page cache (cryptvol's volumes: the ciphertext
+// of a chunk read ahead goes from the disk straight into the chunk).
+type directReader interface {
+	ReadAtDirect(p []byte, off int64) (int, error)
+}
+
+// readAheadAt fills a chunk from dev.
+func readAheadAt(dev Device, p []byte, off int64) (int, error) {
+	if d, ok := dev.(directReader); ok {
+		return d.ReadAtDirect(p, off)
+	}
+	return dev.ReadAt(p, off)
 }
 
 // buffer returns a cleared buffer of n bytes, or nil if there is no memory

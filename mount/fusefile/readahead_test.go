@@ -98,6 +98,43 @@ func TestReadAheadSequential(t *testing.T) {
 	}
 }
 
+// directDevice is a Device that, like cryptvol's volumes, can read around
+// the page cache: it counts those reads.
+type directDevice struct {
+	*nbdtest.Device
+	direct atomic.Int64
+}
+
+func (d *directDevice) ReadAtDirect(p []byte, off int64) (int, error) {
+	d.direct.Add(1)
+	return d.Device.ReadAt(p, off)
+}
+
+// TestReadAheadDirect: chunks read ahead are filled with the Device's
+// ReadAtDirect where it has one (cryptvol's volumes then read the
+// ciphertext around the page cache); requests the chunks do not cover are
+// read with ReadAt.
+func TestReadAheadDirect(t *testing.T) {
+	const size = 8 << 20
+	d, want := randomDevice(t, size)
+	dev := &directDevice{Device: d}
+	v := newRAFS(dev)
+	defer v.ra.close()
+	for off := int64(0); off < size; off += 512 << 10 {
+		if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
+			t.Fatalf("read at %d: wrong bytes", off)
+		}
+	}
+	v.ra.fills.Wait()
+	direct, all := dev.direct.Load(), d.Reads()
+	if direct < size/raChunk-1 || direct > size/raChunk {
+		t.Errorf("%d chunks filled with ReadAtDirect, want %d or %d (one per MiB but the first)", direct, size/raChunk-1, size/raChunk)
+	}
+	if all-direct < 1 || all-direct > 4 {
+		t.Errorf("%d requests read with ReadAt, want 1 to 4 (those before the read-ahead)", all-direct)
+	}
+}
+
 // TestReadAheadRandom: scattered reads start no read-ahead: the device
 // sees each read once and nothing more.
 func TestReadAheadRandom(t *testing.T) {

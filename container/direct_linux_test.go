@@ -1,0 +1,146 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// alignedBuf returns n bytes starting on a page boundary, as O_DIRECT needs.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	k := directAlign - int(uintptrOf(b)%directAlign)
+	return b[k%directAlign:][:n:n]
+}
+
+// cachedPages is how many of the n bytes at off of the file at path are in
+// the page cache.
+func cachedPages(t *testing.T, f *os.File, off, n int64) uint64 {
+	t.Helper()
+	var cs unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &cs, 0); err != nil {
+		t.Skipf("cachestat: %v (Linux 6.5 or later has it)", err)
+	}
+	return cs.Cache
+}
+
+// dropCache writes f back and drops its pages from the page cache.
+func dropCache(t *testing.T, f *os.File) {
+	t.Helper()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadAtDirect: ReadAtDirect returns what ReadAt does, for every
+// alignment; aligned reads of ciphertext not in the page cache go around
+// it (the cache stays empty), and see writes still dirty in it.
+func TestReadAtDirect(t *testing.T) {
+	for _, ss := range []int{512, 4096} {
+		t.Run(map[int]string{512: "512", 4096: "4096"}[ss], func(t *testing.T) {
+			const size = 4 << 20
+			_, vol := create(t, size, ss, "pw")
+			if vol.directFile() == nil {
+				t.Skipf("no direct reads of a vault in %s (its filesystem is not ext4, XFS or btrfs)", os.TempDir())
+			}
+			want := randomBytes(size)
+			writeFull(t, vol, want, 0)
+			dropCache(t, vol.f)
+
+			p := alignedBuf(1 << 20)
+			if n, err := vol.ReadAtDirect(p, 1<<20); err != nil || n != len(p) || !equal(p, want[1<<20:2<<20]) {
+				t.Fatalf("ReadAtDirect(1 MiB at 1 MiB) = %d, %v, same bytes %v", n, err, equal(p, want[1<<20:2<<20]))
+			}
+			if c := cachedPages(t, vol.f, vol.dataOff, size); c != 0 {
+				t.Errorf("%d pages of the vault in the page cache after a direct read, want 0", c)
+			}
+
+			// One dirty page in an uncached MiB: the read goes to the disk,
+			// which the kernel first gives the page to.
+			patch := randomBytes(4096)
+			writeFull(t, vol, patch, 2<<20+8192)
+			copy(want[2<<20+8192:], patch)
+			if n, err := vol.ReadAtDirect(p, 2<<20); err != nil || n != len(p) || !equal(p, want[2<<20:3<<20]) {
+				t.Fatalf("ReadAtDirect after a write still in the page cache = %d, %v, same bytes %v", n, err, equal(p, want[2<<20:3<<20]))
+			}
+
+			// All in the page cache: read from there, as ReadAt does.
+			readFull(t, vol, 1<<20, 0)
+			if n, err := vol.ReadAtDirect(p, 0); err != nil || n != len(p) || !equal(p, want[:1<<20]) {
+				t.Fatalf("ReadAtDirect of cached data = %d, %v", n, err)
+			}
+
+			// Not aligned for O_DIRECT: the buffer, the offset, the length.
+			for _, c := range []struct {
+				name   string
+				bufOff int
+				n      int
+				off    int64
+			}{
+				{"buffer", 512, 64 << 10, 0},
+				{"offset", 0, 64 << 10, 512},
+				{"length", 0, 64<<10 + 512, 4096},
+				{"sector", 0, 1000, 3},
+			} {
+				q := alignedBuf(c.n + c.bufOff)[c.bufOff:]
+				if n, err := vol.ReadAtDirect(q, c.off); err != nil || n != c.n || !equal(q, want[c.off:c.off+int64(c.n)]) {
+					t.Errorf("%s not aligned: ReadAtDirect = %d, %v", c.name, n, err)
+				}
+			}
+
+			// Past the end, as io.ReaderAt says.
+			dropCache(t, vol.f)
+			if n, err := vol.ReadAtDirect(p, size-4096); n != 4096 || err != io.EOF || !equal(p[:4096], want[size-4096:]) {
+				t.Errorf("ReadAtDirect across the end = %d, %v; want 4096, EOF", n, err)
+			}
+			if n, err := vol.ReadAtDirect(p, size); n != 0 || err != io.EOF {
+				t.Errorf("ReadAtDirect at the end = %d, %v; want 0, EOF", n, err)
+			}
+
+			vol.Close()
+			if _, err := vol.ReadAtDirect(p, 0); !errors.Is(err, ErrClosed) {
+				t.Errorf("ReadAtDirect after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestReadAtDirectElsewhere: a vault on a filesystem whose direct reads are
+// not known to see its buffered writes (tmpfs here) is read through the
+// page cache.
+func TestReadAtDirectElsewhere(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "cryptvol-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	vol, err := Create(context.Background(), filepath.Join(dir, "vault.cv"), Passphrase([]byte("pw")), &CreateOptions{Size: 1 << 20, KDF: tiny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vol.Close()
+	want := randomBytes(1 << 20)
+	writeFull(t, vol, want, 0)
+	p := alignedBuf(1 << 20)
+	if n, err := vol.ReadAtDirect(p, 0); err != nil || n != len(p) || !equal(p, want) {
+		t.Fatalf("ReadAtDirect = %d, %v", n, err)
+	}
+	if vol.direct != nil {
+		t.Error("the vault on tmpfs was opened for direct reads")
+	}
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
