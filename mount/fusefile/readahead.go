@@ -28,7 +28,7 @@ import (
 // those still being filled included, so a read that starts after a write
 // has returned never sees data from before it. A read that overlaps a
 // write in time may see either, as on any disk. The chunks hold plaintext
-// only in the server's memory, at most raDepth+2 of them per volume, and
+// only in the server's memory, at most raDepth+3 of them per volume, and
 // are cleared when dropped (SECURITY.md, "Limits of memory hygiene").
 const (
 	raChunk = 1 << 20 // the unit of read-ahead, aligned on the volume
@@ -195,13 +195,19 @@ func (res *raResult) Done() {
 }
 
 // ahead keeps the chunks from the one holding end to raDepth chunks past it
-// read or being read, and drops every other chunk. The caller holds mu.
+// read or being read, and drops the chunks more than one before the one
+// holding off or more than one past those. The caller holds mu.
+//
+// The one past is kept because requests in flight together arrive in any
+// order: when the second half of a MiB comes before the first, the first
+// half's window ends a chunk short of the second's, and dropping the chunk
+// the second half has just started reading would read every MiB twice.
 func (r *readAhead) ahead(off, end int64) {
 	first := off / raChunk * raChunk
 	from := end / raChunk * raChunk
 	to := min(from+raDepth*raChunk, r.size)
 	for c, b := range r.chunks {
-		if c < first-raChunk || c >= to {
+		if c < first-raChunk || c > to {
 			r.drop(b)
 		}
 	}

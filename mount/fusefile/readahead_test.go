@@ -135,6 +135,28 @@ func TestReadAheadDirect(t *testing.T) {
 	}
 }
 
+// TestReadAheadHalvesOutOfOrder: the two halves of each MiB, which the loop
+// device sends together, arrive in either order; when the second half comes
+// first, the first half must not drop the chunk the second one started
+// reading ahead (each MiB would then be read from the device twice).
+func TestReadAheadHalvesOutOfOrder(t *testing.T) {
+	const size = 16 << 20
+	dev, want := randomDevice(t, size)
+	v := newRAFS(dev)
+	defer v.ra.close()
+	for mib := int64(0); mib < size; mib += 1 << 20 {
+		for _, off := range []int64{mib + 512<<10, mib} {
+			if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
+				t.Fatalf("read at %d: wrong bytes", off)
+			}
+		}
+	}
+	v.ra.fills.Wait()
+	if n := dev.Reads(); n > size/raChunk+4 {
+		t.Errorf("%d device reads for 32 requests, want at most %d", n, size/raChunk+4)
+	}
+}
+
 // TestReadAheadRandom: scattered reads start no read-ahead: the device
 // sees each read once and nothing more.
 func TestReadAheadRandom(t *testing.T) {
