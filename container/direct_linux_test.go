@@ -106,6 +106,14 @@ func TestReadAtDirect(t *testing.T) {
 				t.Errorf("ReadAtDirect at the end = %d, %v; want 0, EOF", n, err)
 			}
 
+			// A direct read that fails is done again through the page
+			// cache.
+			vol.direct.Close()
+			dropCache(t, vol.f)
+			if n, err := vol.ReadAtDirect(p, 1<<20); err != nil || n != len(p) || !equal(p, want[1<<20:2<<20]) {
+				t.Errorf("ReadAtDirect with the direct descriptor failing = %d, %v", n, err)
+			}
+
 			vol.Close()
 			if _, err := vol.ReadAtDirect(p, 0); !errors.Is(err, ErrClosed) {
 				t.Errorf("ReadAtDirect after Close: %v, want ErrClosed", err)

@@ -390,13 +390,12 @@ func (v *Volume) directFile() *os.File {
 }
 
 // readDirect reads whole sectors from the disk straight into p and decrypts
-// them in place.
+// them in place. A direct read that fails (a filesystem may refuse one it
+// did not refuse at open) is done again through the page cache, which
+// reports its own error if the data cannot be read at all.
 func (v *Volume) readDirect(p []byte, off int64) error {
 	if _, err := v.direct.ReadAt(p, v.dataOff+off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s: %w", v.path, damaged("vault file is shorter than its header says"))
-		}
-		return err
+		return v.readSectors(p, off)
 	}
 	v.crypt(v.sc.Decrypt, p, p, off)
 	return nil
