@@ -263,16 +263,18 @@ func readAheadAt(dev Device, p []byte, off int64) (int, error) {
 // they give their memory back at once. Go's heap cannot, in a server whose
 // memory is locked (madvise refuses locked pages), so each chunk it ever
 // held would stay resident for the server's life (bench/scale.sh vaults: 4
-// MiB more per idle server). Under mlockall they are locked as they are
-// touched; else they are locked here, as far as the limit allows. They are
-// left out of core dumps.
+// MiB more per idle server). Their pages are allocated when they are mapped
+// (MAP_POPULATE): a direct read into pages never touched is served through
+// the page cache on btrfs (kernel 6.18), which would undo what the direct
+// read is for. Under mlockall they are locked then too; else they are locked
+// here, as far as the limit allows. They are left out of core dumps.
 func (r *readAhead) buffer(n int) []byte {
 	if k := len(r.free); k > 0 && n == raChunk {
 		b := r.free[k-1]
 		r.free = r.free[:k-1]
 		return b
 	}
-	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return nil
 	}
