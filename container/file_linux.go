@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -84,19 +85,35 @@ func openDirect(f *os.File) *os.File {
 	default:
 		return nil
 	}
-	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|unix.O_DIRECT, 0)
 	if err != nil {
+		return nil
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Fstat(int(d.Fd()), &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino {
+		d.Close()
 		return nil
 	}
 	return d
 }
 
+// noCachestat is set when the kernel has no cachestat (before Linux 6.5):
+// then cachedAll is false without asking again.
+var noCachestat atomic.Bool
+
 // cachedAll reports whether every page of f in [off, off+n) is in the page
-// cache (cachestat, Linux 6.5; false where it is missing).
+// cache (cachestat, Linux 6.5; false where it is missing, so that before 6.5
+// ReadAtDirect reads even cached ciphertext from the disk).
 func cachedAll(f *os.File, off, n int64) bool {
+	if noCachestat.Load() {
+		return false
+	}
 	var cs unix.Cachestat_t
 	r := unix.CachestatRange{Off: uint64(off), Len: uint64(n)}
 	if err := unix.Cachestat(uint(f.Fd()), &r, &cs, 0); err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			noCachestat.Store(true)
+		}
 		return false
 	}
 	pg := int64(os.Getpagesize())

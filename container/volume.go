@@ -51,6 +51,9 @@ type Volume struct {
 	// ReadAtDirect: opened on its first call, nil where it cannot be.
 	directOnce sync.Once
 	direct     *os.File
+	// noDirect is set by the first direct read that fails: the
+	// filesystem refuses them, and ReadAtDirect is ReadAt from then on.
+	noDirect atomic.Bool
 }
 
 // OpenOptions tune Open and OpenWithKey.
@@ -351,11 +354,13 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 // passing through the page cache, which costs a page and a copy per 4 KiB
 // and pushes other data out; and several such reads in flight keep the disk
 // busier than the kernel's read-ahead of a buffered file does. Ciphertext
-// already all in the page cache is read from there, as ReadAt does. So is
-// everything where direct reads are not known to see the vault's own
-// buffered writes (the vault file on a filesystem other than ext4, XFS or
-// btrfs), or when p does not start on a 4096-byte boundary or off or len(p)
-// is not a multiple of 4096.
+// already all in the page cache is read from there, as ReadAt does (where
+// the kernel can tell: cachestat, Linux 6.5). So is everything where direct
+// reads are not known to see the vault's own buffered writes (the vault file
+// on a filesystem other than ext4, XFS or btrfs), and every read that
+// O_DIRECT cannot do: p not starting on a 4096-byte boundary, len(p) or the
+// position in the vault file (its data offset plus off) not a multiple of
+// 4096.
 func (v *Volume) ReadAtDirect(p []byte, off int64) (int, error) {
 	if err := v.enter(); err != nil {
 		return 0, err
@@ -369,7 +374,7 @@ func (v *Volume) ReadAtDirect(p []byte, off int64) (int, error) {
 	switch {
 	case !v.aligned(n, off):
 		err = v.readUnaligned(p, off)
-	case directAligned(p, v.dataOff+off) && v.directFile() != nil && !cachedAll(v.f, v.dataOff+off, int64(n)):
+	case directAligned(p, v.dataOff+off) && !v.noDirect.Load() && v.directFile() != nil && !cachedAll(v.f, v.dataOff+off, int64(n)):
 		err = v.readDirect(p, off)
 	default:
 		err = v.readSectors(p, off)
@@ -391,10 +396,13 @@ func (v *Volume) directFile() *os.File {
 
 // readDirect reads whole sectors from the disk straight into p and decrypts
 // them in place. A direct read that fails (a filesystem may refuse one it
-// did not refuse at open) is done again through the page cache, which
-// reports its own error if the data cannot be read at all.
+// did not refuse at open, such as a device whose blocks are larger than
+// 4096 bytes) is done again through the page cache, which reports its own
+// error if the data cannot be read at all, and no direct read is tried
+// again.
 func (v *Volume) readDirect(p []byte, off int64) error {
 	if _, err := v.direct.ReadAt(p, v.dataOff+off); err != nil {
+		v.noDirect.Store(true)
 		return v.readSectors(p, off)
 	}
 	v.crypt(v.sc.Decrypt, p, p, off)
