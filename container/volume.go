@@ -325,27 +325,7 @@ func (v *Volume) aligned(n int, off int64) bool {
 // ReadAt reads plaintext. Reading at or past the end returns io.EOF, as
 // io.ReaderAt requires.
 func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
-	if err := v.enter(); err != nil {
-		return 0, err
-	}
-	defer v.leave()
-	n, clipped, err := v.span(len(p), off)
-	if err != nil {
-		return 0, err
-	}
-	p = p[:n]
-	if v.aligned(n, off) {
-		err = v.readSectors(p, off)
-	} else {
-		err = v.readUnaligned(p, off)
-	}
-	if err != nil {
-		return 0, err
-	}
-	if clipped {
-		return n, io.EOF
-	}
-	return n, nil
+	return v.read(p, off, false)
 }
 
 // ReadAtDirect is ReadAt for data that will not be read again soon, such as
@@ -362,6 +342,11 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 // position in the vault file (its data offset plus off) not a multiple of
 // 4096.
 func (v *Volume) ReadAtDirect(p []byte, off int64) (int, error) {
+	return v.read(p, off, true)
+}
+
+// read is ReadAt, or ReadAtDirect if direct.
+func (v *Volume) read(p []byte, off int64, direct bool) (int, error) {
 	if err := v.enter(); err != nil {
 		return 0, err
 	}
@@ -374,7 +359,7 @@ func (v *Volume) ReadAtDirect(p []byte, off int64) (int, error) {
 	switch {
 	case !v.aligned(n, off):
 		err = v.readUnaligned(p, off)
-	case directAligned(p, v.dataOff+off) && !v.noDirect.Load() && v.directFile() != nil && !cachedAll(v.f, v.dataOff+off, int64(n)):
+	case direct && directAligned(p, v.dataOff+off) && !v.noDirect.Load() && v.directFile() != nil && !cachedAll(v.f, v.dataOff+off, int64(n)):
 		err = v.readDirect(p, off)
 	default:
 		err = v.readSectors(p, off)

@@ -79,6 +79,26 @@ func watchUnmaps(t *testing.T) *atomic.Int64 {
 	return &n
 }
 
+// readHalves reads all of want through v as the loop device does, each MiB
+// as two requests of 512 KiB, the second half first if swapped, checks the
+// bytes, and waits for the read-ahead to end.
+func readHalves(t *testing.T, v *volumeFS, want []byte, swapped bool) {
+	t.Helper()
+	halves := []int64{0, 512 << 10}
+	if swapped {
+		halves = []int64{512 << 10, 0}
+	}
+	for mib := int64(0); mib < int64(len(want)); mib += 1 << 20 {
+		for _, h := range halves {
+			off := mib + h
+			if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
+				t.Fatalf("read at %d: wrong bytes", off)
+			}
+		}
+	}
+	v.ra.fills.Wait()
+}
+
 // TestReadAheadSequential: a sequential reader sending each MiB as two
 // requests, as the loop device does, gets the right bytes, mostly from
 // chunks read ahead: the device sees about one read per MiB instead of two,
@@ -88,12 +108,7 @@ func TestReadAheadSequential(t *testing.T) {
 	dev, want := randomDevice(t, size)
 	v := newRAFS(dev)
 	defer v.ra.close()
-	for off := int64(0); off < size; off += 512 << 10 {
-		if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
-			t.Fatalf("read at %d: wrong bytes", off)
-		}
-	}
-	v.ra.fills.Wait()
+	readHalves(t, v, want, false)
 	if n := dev.Reads(); n > size/raChunk+4 {
 		t.Errorf("%d device reads for 32 requests, want at most %d", n, size/raChunk+4)
 	}
@@ -121,12 +136,7 @@ func TestReadAheadDirect(t *testing.T) {
 	dev := &directDevice{Device: d}
 	v := newRAFS(dev)
 	defer v.ra.close()
-	for off := int64(0); off < size; off += 512 << 10 {
-		if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
-			t.Fatalf("read at %d: wrong bytes", off)
-		}
-	}
-	v.ra.fills.Wait()
+	readHalves(t, v, want, false)
 	direct, all := dev.direct.Load(), d.Reads()
 	if direct < size/raChunk-1 || direct > size/raChunk {
 		t.Errorf("%d chunks filled with ReadAtDirect, want %d or %d (about one per MiB)", direct, size/raChunk-1, size/raChunk)
@@ -145,14 +155,7 @@ func TestReadAheadHalvesOutOfOrder(t *testing.T) {
 	dev, want := randomDevice(t, size)
 	v := newRAFS(dev)
 	defer v.ra.close()
-	for mib := int64(0); mib < size; mib += 1 << 20 {
-		for _, off := range []int64{mib + 512<<10, mib} {
-			if got := fsRead(t, v, off, 512<<10); !bytes.Equal(got, want[off:off+512<<10]) {
-				t.Fatalf("read at %d: wrong bytes", off)
-			}
-		}
-	}
-	v.ra.fills.Wait()
+	readHalves(t, v, want, true)
 	if n := dev.Reads(); n > size/raChunk+4 {
 		t.Errorf("%d device reads for 32 requests, want at most %d", n, size/raChunk+4)
 	}
