@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/awnumar/memguard"
@@ -316,23 +317,60 @@ func askTerminal(prompt string) ([]byte, error) {
 	if err != nil {
 		return nil, errNoTerminal
 	}
-	stop := restoreOnInterrupt(tty, state)
+	// Every change of the terminal's mode holds mu, and so does the interrupt
+	// handler from putting the original back until the process exits: no
+	// change can land after the restore and leave echo off.
+	var mu sync.Mutex
+	stop := restoreOnInterrupt(tty, state, &mu)
 	defer stop()
 	// Echo goes off before the prompt shows: whoever types as soon as they
 	// see it (a person typing ahead, a script) must not see it echoed.
-	// ReadPassword turns it off again and back to this state; the deferred
-	// restore puts back the original.
-	if err := noEcho(fd); err != nil {
+	mu.Lock()
+	err = noEcho(fd)
+	mu.Unlock()
+	if err != nil {
 		return nil, errNoTerminal
 	}
-	defer term.Restore(fd, state)
+	defer func() {
+		mu.Lock()
+		term.Restore(fd, state)
+		mu.Unlock()
+	}()
 	fmt.Fprint(tty, printable(prompt))
-	p, err := term.ReadPassword(fd)
+	p, err := readTerminalLine(tty)
 	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("no passphrase: the input ended (Ctrl-D) at the prompt")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}
 	return p, nil
+}
+
+// readTerminalLine reads a line typed at a terminal in canonical mode (the
+// kernel does the line editing). End of input with nothing typed (Ctrl-D at
+// an empty prompt) is io.EOF, not an empty passphrase.
+func readTerminalLine(tty io.Reader) ([]byte, error) {
+	r := &eofReader{r: tty}
+	line, err := readLine(r, maxPassphrase)
+	if err == nil && r.eof && len(line) == 0 {
+		err = io.EOF
+	}
+	return line, err
+}
+
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
 }
 
 // askConfirm asks a yes/no question on the terminal; only "yes" confirms.
@@ -351,14 +389,16 @@ func askConfirm(question string) (bool, error) {
 }
 
 // restoreOnInterrupt puts the terminal back (echo on) and exits if the user
-// interrupts a prompt; the returned function stops watching.
-func restoreOnInterrupt(tty *os.File, state *term.State) func() {
+// interrupts a prompt; the returned function stops watching. The handler takes
+// mu and keeps it until the process has exited.
+func restoreOnInterrupt(tty *os.File, state *term.State, mu *sync.Mutex) func() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-sigs:
+			mu.Lock()
 			term.Restore(int(tty.Fd()), state)
 			fmt.Fprint(tty, "\r\n")
 			os.Exit(exitInterrupted)
