@@ -85,7 +85,7 @@ working; those of the backup work again. Asks for confirmation unless --yes.`,
 				return err
 			}
 			if !yes {
-				ok, err := askConfirm(fmt.Sprintf("This overwrites both header copies of %s with %s: passphrases changed since that backup stop working.", args[0], args[1]))
+				ok, err := u.askConfirm(fmt.Sprintf("This overwrites both header copies of %s with %s: passphrases changed since that backup stop working.", args[0], args[1]))
 				if err != nil {
 					return err
 				}

@@ -101,3 +101,24 @@ func setSlotParams(t *testing.T, path string, slot int, p kdf.Params) {
 		}
 	}
 }
+
+// TestUntilInterrupted: a prompt's read gives way to an interrupt that came
+// before the prompt began (ui.interrupted already closed); a read that ends
+// first is returned as it is.
+func TestUntilInterrupted(t *testing.T) {
+	closed := make(chan struct{})
+	close(closed)
+	never := make(chan struct{})
+	defer close(never)
+	_, err := (&ui{interrupted: closed}).untilInterrupted(func() ([]byte, error) {
+		<-never
+		return nil, nil
+	})
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("got %v, want errInterrupted", err)
+	}
+	line, err := (&ui{}).untilInterrupted(func() ([]byte, error) { return []byte("pw"), nil })
+	if err != nil || string(line) != "pw" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+}

@@ -24,6 +24,7 @@ func run(args []string, u *ui) int {
 	defer memguard.Purge()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	u.interrupted = ctx.Done()
 	root := newRootCommand(u)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -73,7 +74,7 @@ func newRootCommand(u *ui) *cobra.Command {
 unlocks it; opened, it appears as a block device with its filesystem mounted.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 wrong passphrase, 4 damaged or
-unsupported vault.`,
+unsupported vault, 130 interrupted.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,

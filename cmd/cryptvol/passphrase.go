@@ -200,7 +200,7 @@ func (u *ui) readPassphrase(file, prompt string) ([]byte, error) {
 	if file != "" {
 		return u.readPassphraseFile(file)
 	}
-	return askTerminal(prompt)
+	return u.askTerminal(prompt)
 }
 
 // readNewPassphrase reads a new passphrase: from file, or from the terminal
@@ -212,10 +212,10 @@ func (u *ui) readNewPassphrase(file, prompt string, allowEmpty bool) ([]byte, er
 	if file != "" {
 		p, err = u.readPassphraseFile(file)
 	} else {
-		p, err = askTerminal(prompt)
+		p, err = u.askTerminal(prompt)
 		if err == nil {
 			var again []byte
-			again, err = askTerminal(repeat)
+			again, err = u.askTerminal(repeat)
 			if err == nil && !bytes.Equal(p, again) {
 				err = withHint(errors.New("the passphrases do not match"), "nothing was changed; run the command again")
 			}
@@ -245,7 +245,11 @@ func (u *ui) readPassphraseFile(file string) ([]byte, error) {
 		defer f.Close()
 		r, name = f, file
 	}
-	line, err := readLine(r, maxPassphrase)
+	// Standard input or a FIFO may be a person typing, or a pipe that never ends.
+	line, err := u.untilInterrupted(func() ([]byte, error) { return readLine(r, maxPassphrase) })
+	if errors.Is(err, errInterrupted) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the passphrase from %s: %w", name, err)
 	}
@@ -306,7 +310,7 @@ var errNoTerminal = withHint(errors.New("no terminal to ask for the passphrase")
 // askTerminal prompts on the controlling terminal and reads a line without
 // echo; the prompt is erased afterwards. An interrupt restores the terminal
 // before exiting.
-func askTerminal(prompt string) ([]byte, error) {
+func (u *ui) askTerminal(prompt string) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		return nil, errNoTerminal
@@ -321,7 +325,7 @@ func askTerminal(prompt string) ([]byte, error) {
 	// handler from putting the original back until the process exits: no
 	// change can land after the restore and leave echo off.
 	var mu sync.Mutex
-	stop := restoreOnInterrupt(tty, state, &mu)
+	stop := u.restoreOnInterrupt(tty, state, &mu)
 	defer stop()
 	// Echo goes off before the prompt shows: whoever types as soon as they
 	// see it (a person typing ahead, a script) must not see it echoed.
@@ -374,14 +378,17 @@ func (e *eofReader) Read(p []byte) (int, error) {
 }
 
 // askConfirm asks a yes/no question on the terminal; only "yes" confirms.
-func askConfirm(question string) (bool, error) {
+func (u *ui) askConfirm(question string) (bool, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		return false, withHint(errors.New("no terminal to ask for confirmation"), "pass --yes to confirm")
 	}
 	defer tty.Close()
 	fmt.Fprintf(tty, "%s Type \"yes\" to continue: ", printable(question))
-	line, err := readLine(tty, 1024)
+	line, err := u.untilInterrupted(func() ([]byte, error) { return readLine(tty, 1024) })
+	if errors.Is(err, errInterrupted) {
+		fmt.Fprint(tty, "\r\n")
+	}
 	if err != nil {
 		return false, err
 	}
@@ -391,22 +398,59 @@ func askConfirm(question string) (bool, error) {
 // restoreOnInterrupt puts the terminal back (echo on) and exits if the user
 // interrupts a prompt; the returned function stops watching. The handler takes
 // mu and keeps it until the process has exited.
-func restoreOnInterrupt(tty *os.File, state *term.State, mu *sync.Mutex) func() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+func (u *ui) restoreOnInterrupt(tty *os.File, state *term.State, mu *sync.Mutex) func() {
+	sigs, stopSignals := interrupts()
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-sigs:
-			mu.Lock()
-			term.Restore(int(tty.Fd()), state)
-			fmt.Fprint(tty, "\r\n")
-			os.Exit(exitInterrupted)
+		case <-u.interrupted:
 		case <-done:
+			return
 		}
+		mu.Lock()
+		term.Restore(int(tty.Fd()), state)
+		fmt.Fprint(tty, "\r\n")
+		os.Exit(exitInterrupted)
 	}()
 	return func() {
-		signal.Stop(sigs)
+		stopSignals()
 		close(done)
 	}
+}
+
+// untilInterrupted runs read, which may wait on a person (a terminal, or
+// standard input), and returns errInterrupted as soon as an interrupt comes:
+// the kernel does not end such a read on SIGINT, and the command would wait for
+// a line that may never come. The abandoned read's line, should one still
+// arrive before the process exits, is wiped.
+func (u *ui) untilInterrupted(read func() ([]byte, error)) ([]byte, error) {
+	sigs, stopSignals := interrupts()
+	defer stopSignals()
+	type result struct {
+		line []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		line, err := read()
+		done <- result{line, err}
+	}()
+	select {
+	case r := <-done:
+		return r.line, r.err
+	case <-sigs:
+	case <-u.interrupted:
+	}
+	go func() { wipe((<-done).line) }()
+	return nil, errInterrupted
+}
+
+// interrupts delivers SIGINT, SIGTERM and SIGHUP while a prompt waits. An
+// interrupt that came before (between run's start and the prompt) has already
+// closed ui.interrupted, which the waits watch too.
+func interrupts() (<-chan os.Signal, func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return sigs, func() { signal.Stop(sigs) }
 }

@@ -377,3 +377,52 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	}
 	return master, slave
 }
+
+// TestTerminalInterruptWhileReading interrupts the other reads a user may be
+// typing into: the restore confirmation and a passphrase read from standard
+// input (--passphrase-file -), at a range of moments from the process's start
+// on. Each exits 130 at once (or dies of SIGINT, if it came before the handler
+// was set up), never waiting for a line that may not come.
+func TestTerminalInterruptWhileReading(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o600)
+	for _, args := range [][]string{
+		append([]string{"create", "v.cv", "--size", "1M", "--passphrase-file", "pw"}, tiny...),
+		{"header", "backup", "v.cv", "v.hdr"},
+	} {
+		if out, err := cli(dir, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	for _, c := range []struct {
+		args  []string
+		shown string // wait for this before the interrupt
+	}{
+		{[]string{"header", "restore", "v.cv", "v.hdr", "--passphrase-file", "pw"}, `Type "yes" to continue: `},
+		{[]string{"open", "v.cv", "--test-passphrase", "--passphrase-file", "-"}, ""},
+	} {
+		for _, delay := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
+			p, cmd, _, stderr := startWithTerminal(t, dir, c.args...)
+			if c.shown != "" {
+				p.expect(c.shown)
+			}
+			time.Sleep(delay)
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("%v, interrupted after %v: still waiting for input 10 s later", c.args, delay)
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if code := ws.ExitStatus(); code != exitInterrupted && !(ws.Signaled() && ws.Signal() == syscall.SIGINT) {
+				t.Fatalf("%v, interrupted after %v: exited %d, want %d; stderr %q", c.args, delay, code, exitInterrupted, stderr)
+			}
+		}
+	}
+}

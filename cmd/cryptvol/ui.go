@@ -39,6 +39,9 @@ type ui struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	quiet          bool
+	// interrupted is closed once the command is interrupted (SIGINT,
+	// SIGTERM); the prompts watch it. Nil: never.
+	interrupted <-chan struct{}
 }
 
 func (u *ui) printf(format string, args ...any) {
