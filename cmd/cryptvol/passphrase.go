@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/awnumar/memguard"
@@ -308,8 +307,8 @@ var errNoTerminal = withHint(errors.New("no terminal to ask for the passphrase")
 	"use --passphrase-file FILE, or --passphrase-file - to read it from standard input")
 
 // askTerminal prompts on the controlling terminal and reads a line without
-// echo; the prompt is erased afterwards. An interrupt restores the terminal
-// before exiting.
+// echo; the prompt is erased afterwards. An interrupt ends the read with
+// errInterrupted, and the terminal is put back before askTerminal returns.
 func (u *ui) askTerminal(prompt string) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
@@ -321,32 +320,23 @@ func (u *ui) askTerminal(prompt string) ([]byte, error) {
 	if err != nil {
 		return nil, errNoTerminal
 	}
-	// Every change of the terminal's mode holds mu, and so does the interrupt
-	// handler from putting the original back until the process exits: no
-	// change can land after the restore and leave echo off.
-	var mu sync.Mutex
-	stop := u.restoreOnInterrupt(tty, state, &mu)
-	defer stop()
 	// Echo goes off before the prompt shows: whoever types as soon as they
-	// see it (a person typing ahead, a script) must not see it echoed.
-	mu.Lock()
-	err = noEcho(fd)
-	mu.Unlock()
-	if err != nil {
+	// see it (a person typing ahead, a script) must not see it echoed. Only
+	// this goroutine changes the terminal's mode, so nothing can turn echo
+	// off again after the restore.
+	if err := noEcho(fd); err != nil {
 		return nil, errNoTerminal
 	}
-	defer func() {
-		mu.Lock()
-		term.Restore(fd, state)
-		mu.Unlock()
-	}()
+	defer term.Restore(fd, state)
 	fmt.Fprint(tty, printable(prompt))
-	p, err := readTerminalLine(tty)
+	p, err := u.untilInterrupted(func() ([]byte, error) { return readTerminalLine(tty) })
 	fmt.Fprint(tty, "\r\x1b[K") // erase the prompt line
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, errInterrupted):
+		return nil, err
+	case errors.Is(err, io.EOF):
 		return nil, errors.New("no passphrase: the input ended (Ctrl-D) at the prompt")
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}
 	return p, nil
@@ -395,38 +385,18 @@ func (u *ui) askConfirm(question string) (bool, error) {
 	return strings.TrimSpace(string(line)) == "yes", nil
 }
 
-// restoreOnInterrupt puts the terminal back (echo on) and exits if the user
-// interrupts a prompt; the returned function stops watching. The handler takes
-// mu and keeps it until the process has exited.
-func (u *ui) restoreOnInterrupt(tty *os.File, state *term.State, mu *sync.Mutex) func() {
-	sigs, stopSignals := interrupts()
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-sigs:
-		case <-u.interrupted:
-		case <-done:
-			return
-		}
-		mu.Lock()
-		term.Restore(int(tty.Fd()), state)
-		fmt.Fprint(tty, "\r\n")
-		os.Exit(exitInterrupted)
-	}()
-	return func() {
-		stopSignals()
-		close(done)
-	}
-}
-
 // untilInterrupted runs read, which may wait on a person (a terminal, or
 // standard input), and returns errInterrupted as soon as an interrupt comes:
 // the kernel does not end such a read on SIGINT, and the command would wait for
 // a line that may never come. The abandoned read's line, should one still
 // arrive before the process exits, is wiped.
+//
+// It watches SIGINT, SIGTERM and SIGHUP itself, and ui.interrupted for an
+// interrupt that came before (between run's start and the prompt).
 func (u *ui) untilInterrupted(read func() ([]byte, error)) ([]byte, error) {
-	sigs, stopSignals := interrupts()
-	defer stopSignals()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	type result struct {
 		line []byte
 		err  error
@@ -444,13 +414,4 @@ func (u *ui) untilInterrupted(read func() ([]byte, error)) ([]byte, error) {
 	}
 	go func() { wipe((<-done).line) }()
 	return nil, errInterrupted
-}
-
-// interrupts delivers SIGINT, SIGTERM and SIGHUP while a prompt waits. An
-// interrupt that came before (between run's start and the prompt) has already
-// closed ui.interrupted, which the waits watch too.
-func interrupts() (<-chan os.Signal, func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	return sigs, func() { signal.Stop(sigs) }
 }

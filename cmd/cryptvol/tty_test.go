@@ -155,19 +155,19 @@ func TestTerminalPassphrase(t *testing.T) {
 
 // TestTerminalInterruptRestoresEcho interrupts a passphrase prompt: the process
 // exits 130 and the terminal has echo back on. The interrupt comes at a range
-// of moments around the prompt, where the handler's restore once raced the
-// reader's own turning echo off (about 1 in 75 runs left echo off).
+// of moments around the prompt: a signal handler's restore once raced
+// term.ReadPassword's turning echo off (about 1 in 75 runs left echo off).
 func TestTerminalInterruptRestoresEcho(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 24 {
-		p, cmd, _, _ := startWithTerminal(t, dir, append([]string{"create", "v.cv", "--size", "1M"}, tiny...)...)
+		p, cmd, _, stderr := startWithTerminal(t, dir, append([]string{"create", "v.cv", "--size", "1M"}, tiny...)...)
 		p.expect("new vault v.cv: ")
 		time.Sleep(time.Duration(i%8) * 50 * time.Microsecond)
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
-		if code := waitExit(t, cmd); code != exitInterrupted {
-			t.Fatalf("run %d: interrupted prompt exited %d, want %d", i, code, exitInterrupted)
+		if code := waitExit(t, cmd); code != exitInterrupted || stderr.String() != "cryptvol: error: interrupted\n" {
+			t.Fatalf("run %d: interrupted prompt exited %d, want %d; stderr %q", i, code, exitInterrupted, stderr)
 		}
 		tio, err := unix.IoctlGetTermios(int(p.master.Fd()), unix.TCGETS)
 		if err != nil {
