@@ -410,17 +410,8 @@ func TestTerminalInterruptWhileReading(t *testing.T) {
 			if err := cmd.Process.Signal(os.Interrupt); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Fatalf("%v, interrupted after %v: still waiting for input 10 s later", c.args, delay)
-			}
-			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if code := ws.ExitStatus(); code != exitInterrupted && !(ws.Signaled() && ws.Signal() == syscall.SIGINT) {
+			code := waitExit(t, cmd)
+			if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); code != exitInterrupted && !(ws.Signaled() && ws.Signal() == syscall.SIGINT) {
 				t.Fatalf("%v, interrupted after %v: exited %d, want %d; stderr %q", c.args, delay, code, exitInterrupted, stderr)
 			}
 		}
